@@ -1,0 +1,72 @@
+# MedRecord: every target sets up what it needs from the project's own files; nothing is
+# installed by hand and nothing outside the checkout is written (compiler and Ape state included).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+SOLC_VERSION := 0.8.30
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export APE_DATA_FOLDER := $(CURDIR)/.ape
+export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
+# The Ape test plugin opens a browser-less Rich console; keep output plain in CI logs.
+export PYTHONUNBUFFERED := 1
+
+SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+
+.PHONY: help setup demo test lint typecheck test-contracts test-contracts-anvil test-sdk compile clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMPS) ## Install everything (Python venv from the lock, npm packages, compiler shim); seconds when nothing changed
+
+$(VENV)/.installed: requirements/lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# py-solc-x looks for `solc-v<version>` executables in $SOLCX_BINARY_PATH; this one is solc-js.
+$(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): tools/solc-shim.js node_modules/.installed
+	@mkdir -p $(SOLCX_BINARY_PATH)
+	@printf '#!/bin/sh\nexec node "%s/tools/solc-shim.js" "$$@"\n' "$(CURDIR)" > $@
+	@chmod +x $@
+	@$@ --version | grep -q 'Version: $(SOLC_VERSION)' || { echo "solc shim reports the wrong version" >&2; exit 1; }
+
+compile: setup ## Compile the contracts and refresh the ABIs shipped in medrecord_sdk
+	$(BIN)/ape compile
+	$(BIN)/python scripts/export_abis.py
+
+demo: setup compile ## Run the end-to-end flow on the embedded defaults
+	$(BIN)/medrecord demo
+
+lint: setup ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup ## mypy --strict on the SDK
+	$(BIN)/mypy --strict medrecord_sdk
+
+test-contracts: setup ## Contract tests on the embedded chain (py-evm)
+	$(BIN)/ape test tests/contracts -q -p no:cacheprovider
+
+test-contracts-anvil: setup ## Contract tests on Anvil (random port)
+	$(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
+
+test-sdk: setup compile ## SDK tests
+	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider
+
+test: setup compile lint typecheck ## Everything CI runs: lint, types, contracts on both networks, SDK
+	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
+
+clean: ## Remove build output (keeps the environment)
+	rm -rf .build .ape/*/subprocess_output .pytest_cache .mypy_cache .ruff_cache

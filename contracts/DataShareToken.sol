@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+
+import {IDataShareToken} from "./interfaces/IDataShareToken.sol";
+
+/**
+ * @title DataShareToken
+ * @notice The data-sharing reward token: OpenZeppelin ERC20 with EIP-2612 permits, so a patient
+ * or researcher without ETH can approve by signature, and role-gated minting with an optional
+ * supply cap.
+ * @dev The cap is checked in {_update} only on mints (`from == address(0)`), so a transfer pays a
+ * single extra comparison over a plain ERC20: the cap is immutable, no storage is read.
+ * The role admin can appoint and remove minters but has no power over balances.
+ */
+contract DataShareToken is ERC20, ERC20Permit, AccessControl, IDataShareToken {
+    /// @inheritdoc IDataShareToken
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+
+    uint256 private immutable _cap;
+
+    /**
+     * @param name_ The token name, also the EIP-712 domain name of permits.
+     * @param symbol_ The token symbol.
+     * @param admin Receives DEFAULT_ADMIN_ROLE and MINTER_ROLE; may appoint other minters.
+     * @param cap_ The maximum total supply, or zero for no cap.
+     */
+    constructor(string memory name_, string memory symbol_, address admin, uint256 cap_)
+        ERC20(name_, symbol_)
+        ERC20Permit(name_)
+    {
+        _cap = cap_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(MINTER_ROLE, admin);
+    }
+
+    /// @inheritdoc IDataShareToken
+    function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+        _mint(to, amount);
+    }
+
+    /// @inheritdoc IDataShareToken
+    function cap() external view returns (uint256) {
+        return _cap;
+    }
+
+    /// @inheritdoc ERC20Permit
+    function nonces(address owner) public view override(ERC20Permit, IERC20Permit) returns (uint256) {
+        return super.nonces(owner);
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        super._update(from, to, value);
+        if (from == address(0)) {
+            uint256 supply = totalSupply();
+            if (_cap != 0 && supply > _cap) {
+                revert DataShareTokenCapExceeded(supply, _cap);
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+"""The one exception tree of the SDK.
+
+Every error the SDK raises is a :class:`MedRecordError`; catch that to catch them all, or a
+branch to catch one family. Leaves also inherit the matching builtin, so code that already
+catches ``ValueError`` or ``PermissionError`` keeps working. Each message says what to do next.
+
+::
+
+    MedRecordError
+    ├── ConfigurationError (ValueError)        bad settings, unknown network, missing manifest
+    ├── ConsentError                           the registry says no
+    │   ├── ConsentDenied (PermissionError)    no active consent for that category/purpose/action
+    │   ├── ConsentExpired (PermissionError)
+    │   └── RecipientKeyMissing (LookupError)  the grantee has not published an encryption key
+    ├── CryptoError
+    │   ├── DecryptionError (ValueError)       tampered, truncated or reordered ciphertext
+    │   ├── WrongKeyError (ValueError)         the key does not open this envelope
+    │   ├── InvalidKeyError (ValueError)       malformed or low-order X25519 key
+    │   ├── EnvelopeFormatError (ValueError)   unknown version, algorithm or header layout
+    │   └── KeystoreError (ValueError)         wrong passphrase or damaged keystore file
+    ├── StorageError
+    │   ├── InvalidCID (ValueError)            not a CID this SDK can use
+    │   ├── ContentNotFound (LookupError)      the store does not hold that CID
+    │   ├── IntegrityError (ValueError)        bytes do not hash to the CID or contentHash
+    │   └── StoreUnavailable (ConnectionError) node down, timed out or answering nonsense
+    └── ChainError
+        ├── ContractRevert                     a decoded custom error from a contract
+        ├── TransactionFailed (RuntimeError)   mined but failed, or could not be sent
+        └── DeploymentNotFound (LookupError)   no manifest for this chain id
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ChainError",
+    "ConfigurationError",
+    "ConsentDenied",
+    "ConsentError",
+    "ConsentExpired",
+    "ContentNotFound",
+    "ContractRevert",
+    "CryptoError",
+    "DecryptionError",
+    "DeploymentNotFound",
+    "EnvelopeFormatError",
+    "IntegrityError",
+    "InvalidCID",
+    "InvalidKeyError",
+    "KeystoreError",
+    "MedRecordError",
+    "RecipientKeyMissing",
+    "StorageError",
+    "StoreUnavailable",
+    "TransactionFailed",
+    "WrongKeyError",
+]
+
+
+class MedRecordError(Exception):
+    """Root of every error the SDK raises."""
+
+
+class ConfigurationError(MedRecordError, ValueError):
+    """The settings, network name or manifest given cannot be used."""
+
+
+# ---------------------------------------------------------------- consent
+
+
+class ConsentError(MedRecordError):
+    """The consent registry does not allow what was asked."""
+
+
+class ConsentDenied(ConsentError, PermissionError):
+    """No active consent covers this grantee, category, purpose and action."""
+
+
+class ConsentExpired(ConsentError, PermissionError):
+    """A consent existed but its expiry has passed."""
+
+
+class RecipientKeyMissing(ConsentError, LookupError):
+    """The recipient has not published an X25519 encryption key in the ConsentRegistry."""
+
+
+# ---------------------------------------------------------------- crypto
+
+
+class CryptoError(MedRecordError):
+    """Encryption, decryption or key handling failed."""
+
+
+class DecryptionError(CryptoError, ValueError):
+    """The ciphertext failed authentication: tampered, truncated, reordered or incomplete."""
+
+
+class WrongKeyError(CryptoError, ValueError):
+    """The key given does not open this envelope or wrapped key."""
+
+
+class InvalidKeyError(CryptoError, ValueError):
+    """A key is malformed: wrong length, all zero, or a low-order X25519 point."""
+
+
+class EnvelopeFormatError(CryptoError, ValueError):
+    """The envelope header names a version, algorithm or layout this SDK does not accept."""
+
+
+class KeystoreError(CryptoError, ValueError):
+    """The keystore file cannot be opened: wrong passphrase, or the file is damaged."""
+
+
+# ---------------------------------------------------------------- storage
+
+
+class StorageError(MedRecordError):
+    """A content-addressed store failed."""
+
+
+class InvalidCID(StorageError, ValueError):
+    """The value is not a CID the SDK can use (CIDv1, sha2-256)."""
+
+
+class ContentNotFound(StorageError, LookupError):
+    """The store does not hold the requested CID."""
+
+
+class IntegrityError(StorageError, ValueError):
+    """Bytes read do not hash to the CID or to the on-chain content hash."""
+
+
+class StoreUnavailable(StorageError, ConnectionError):
+    """The store could not be reached, timed out, or answered something that is not its API."""
+
+
+# ---------------------------------------------------------------- chain
+
+
+class ChainError(MedRecordError):
+    """Talking to the chain failed."""
+
+
+class ContractRevert(ChainError):
+    """A contract reverted with a custom error, decoded into its name and arguments.
+
+    ``error_name`` is the Solidity error's name (``ConsentRegistryExpiredSignature``) and
+    ``args`` its arguments by name, so callers can branch on them without parsing text.
+    """
+
+    def __init__(self, error_name: str, args: dict[str, Any], message: str | None = None) -> None:
+        self.error_name = error_name
+        self.args_by_name = dict(args)
+        rendered = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        super().__init__(message or f"{error_name}({rendered})")
+
+
+class TransactionFailed(ChainError, RuntimeError):
+    """A transaction could not be sent, or was mined and failed without a decodable reason."""
+
+
+class DeploymentNotFound(ChainError, LookupError):
+    """No deployment manifest exists for this chain id; deploy first or pass a manifest path."""
