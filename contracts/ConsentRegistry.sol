@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+
+import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+
+/**
+ * @title ConsentRegistry
+ * @notice Patient-controlled, purpose-bound, expiring consent; see {IConsentRegistry}.
+ * @dev Threat model: nobody but the patient, a guardian the patient appointed, or a signature of
+ * the patient over the pair's current nonce can change a patient's consents. There is no owner,
+ * no pause and no upgrade path. Signatures go through OpenZeppelin's SignatureChecker: ECDSA
+ * rejects high-s and zero-address recoveries; contract patients are asked through ERC-1271.
+ */
+contract ConsentRegistry is IConsentRegistry, EIP712 {
+    uint8 private constant _READ = 1;
+    uint8 private constant _WRITE = 2;
+    uint8 private constant _ALL_ACTIONS = _READ | _WRITE;
+
+    /// @notice EIP-712 type of a signed grant.
+    bytes32 public constant GRANT_TYPEHASH = keccak256(
+        "Grant(address patient,address grantee,uint64 categories,uint32 purposes,uint8 actions,uint40 expiry,uint64 nonce,uint256 deadline)"
+    );
+
+    /// @notice EIP-712 type of a signed revoke.
+    bytes32 public constant REVOKE_TYPEHASH =
+        keccak256("Revoke(address patient,address grantee,uint64 nonce,uint256 deadline)");
+
+    mapping(address patient => mapping(address grantee => Consent)) private _consents;
+    mapping(address patient => mapping(address guardian => bool)) private _guardians;
+    mapping(address account => bytes32 key) private _encryptionKeys;
+
+    constructor() EIP712("MedRecord ConsentRegistry", "1") {}
+
+    // ------------------------------------------------------------------ consents
+
+    /// @inheritdoc IConsentRegistry
+    function grant(address grantee, uint64 categories, uint32 purposes, uint8 actions, uint40 expiry) external {
+        _grant(msg.sender, grantee, categories, purposes, actions, expiry, msg.sender);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function grantFor(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint40 expiry
+    ) external {
+        _checkActor(patient);
+        _grant(patient, grantee, categories, purposes, actions, expiry, msg.sender);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function grantBySig(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint40 expiry,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _checkDeadline(deadline);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                GRANT_TYPEHASH,
+                patient,
+                grantee,
+                categories,
+                purposes,
+                actions,
+                expiry,
+                _consents[patient][grantee].nonce,
+                deadline
+            )
+        );
+        _checkSignature(patient, structHash, signature);
+        _grant(patient, grantee, categories, purposes, actions, expiry, patient);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function revoke(address grantee) external {
+        _revoke(msg.sender, grantee, msg.sender);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function revokeFor(address patient, address grantee) external {
+        _checkActor(patient);
+        _revoke(patient, grantee, msg.sender);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function revokeBySig(address patient, address grantee, uint256 deadline, bytes calldata signature) external {
+        _checkDeadline(deadline);
+        bytes32 structHash =
+            keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, _consents[patient][grantee].nonce, deadline));
+        _checkSignature(patient, structHash, signature);
+        _revoke(patient, grantee, patient);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function isPermitted(address patient, address grantee, uint8 category, uint8 purpose, uint8 action)
+        external
+        view
+        returns (bool)
+    {
+        if (category > 63 || purpose > 31) return false;
+        return _covers(patient, grantee, uint64(1) << category, uint32(1) << purpose, action);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function isPermittedAll(address patient, address grantee, uint64 categories, uint32 purposes, uint8 actions)
+        external
+        view
+        returns (bool)
+    {
+        return _covers(patient, grantee, categories, purposes, actions);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function consentOf(address patient, address grantee) external view returns (Consent memory) {
+        return _consents[patient][grantee];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function nonceOf(address patient, address grantee) external view returns (uint64) {
+        return _consents[patient][grantee].nonce;
+    }
+
+    /// @notice The EIP-712 domain separator of this deployment (chain id and address bound in).
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ------------------------------------------------------------------ guardians
+
+    /// @inheritdoc IConsentRegistry
+    function appointGuardian(address guardian) external {
+        if (guardian == address(0) || guardian == msg.sender) revert ConsentRegistryInvalidGuardian(guardian);
+        if (_guardians[msg.sender][guardian]) revert ConsentRegistryGuardianExists(msg.sender, guardian);
+        _guardians[msg.sender][guardian] = true;
+        emit GuardianAppointed(msg.sender, guardian);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function removeGuardian(address guardian) external {
+        if (!_guardians[msg.sender][guardian]) revert ConsentRegistryGuardianNotFound(msg.sender, guardian);
+        delete _guardians[msg.sender][guardian];
+        emit GuardianRemoved(msg.sender, guardian);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function isGuardian(address patient, address account) external view returns (bool) {
+        return _guardians[patient][account];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function canActFor(address patient, address account) external view returns (bool) {
+        return account == patient || _guardians[patient][account];
+    }
+
+    // ------------------------------------------------------------------ encryption keys
+
+    /// @inheritdoc IConsentRegistry
+    function setEncryptionKey(bytes32 key) external {
+        if (key == bytes32(0)) revert ConsentRegistryZeroEncryptionKey();
+        _encryptionKeys[msg.sender] = key;
+        emit EncryptionKeySet(msg.sender, key);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function encryptionKeyOf(address account) external view returns (bytes32) {
+        return _encryptionKeys[account];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _grant(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint40 expiry,
+        address actor
+    ) private {
+        if (grantee == address(0) || grantee == patient) revert ConsentRegistryInvalidGrantee(grantee);
+        if (categories == 0 || purposes == 0 || actions == 0) revert ConsentRegistryEmptyGrant();
+        if (actions & ~_ALL_ACTIONS != 0) revert ConsentRegistryInvalidActions(actions);
+        if (expiry <= block.timestamp) revert ConsentRegistryInvalidExpiry(expiry, block.timestamp);
+
+        Consent storage slot = _consents[patient][grantee];
+        uint64 nonce;
+        // A uint64 nonce bumped once per transaction cannot reach 2**64.
+        unchecked {
+            nonce = slot.nonce + 1;
+        }
+        _consents[patient][grantee] = Consent(categories, purposes, actions, expiry, nonce);
+        emit ConsentGranted(patient, grantee, actor, categories, purposes, actions, expiry, nonce);
+    }
+
+    function _revoke(address patient, address grantee, address actor) private {
+        Consent storage slot = _consents[patient][grantee];
+        if (slot.actions == 0) revert ConsentRegistryNoConsent(patient, grantee);
+        uint64 nonce;
+        // See _grant: the nonce cannot overflow.
+        unchecked {
+            nonce = slot.nonce + 1;
+        }
+        // Clear the rights but keep the nonce: resetting it would let old signatures replay.
+        _consents[patient][grantee] = Consent(0, 0, 0, 0, nonce);
+        emit ConsentRevoked(patient, grantee, actor, nonce);
+    }
+
+    function _covers(address patient, address grantee, uint64 categories, uint32 purposes, uint8 actions)
+        private
+        view
+        returns (bool)
+    {
+        if (categories == 0 || purposes == 0 || actions == 0) return false;
+        if (patient == grantee) return true;
+        Consent memory c = _consents[patient][grantee];
+        return c.expiry > block.timestamp && c.categories & categories == categories
+            && c.purposes & purposes == purposes && c.actions & actions == actions;
+    }
+
+    function _checkActor(address patient) private view {
+        if (msg.sender != patient && !_guardians[patient][msg.sender]) {
+            revert ConsentRegistryUnauthorized(msg.sender, patient);
+        }
+    }
+
+    function _checkDeadline(uint256 deadline) private view {
+        if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
+    }
+
+    function _checkSignature(address patient, bytes32 structHash, bytes calldata signature) private view {
+        if (!SignatureChecker.isValidSignatureNow(patient, _hashTypedDataV4(structHash), signature)) {
+            revert ConsentRegistryInvalidSignature(patient);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/**
+ * @title IConsentRegistry
+ * @notice Patients decide who may read or write which of their medical data, for which purpose
+ * and until when. One call, {isPermitted}, answers any access question; every other contract of
+ * MedRecord asks it. There is no admin: only a patient, a guardian the patient appointed, or a
+ * signature of the patient changes a patient's consents.
+ *
+ * Vocabulary (the same numbers in the SDK, see medrecord_sdk/vocabulary.py):
+ * - category: a bit index (0-63) in a `uint64` mask (0 demographics ... 15 billing and insurance);
+ * - purpose: a bit index (0-31) in a `uint32` mask, HL7 v3 PurposeOfUse (0 TREAT ... 8 BTG);
+ * - action: READ = 1, WRITE = 2, combined as a `uint8` mask.
+ *
+ * A consent is active while `block.timestamp < expiry`: the expiry is the first second at which
+ * it no longer holds. `type(uint40).max` is used for "no expiry".
+ *
+ * Each (patient, grantee) pair carries a `nonce` that every change of that pair increments and
+ * nothing ever decreases, a revoke included. A signature covers the nonce current when it was
+ * made, so any later change of the pair (granted, updated or revoked, directly or by signature)
+ * invalidates every outstanding signature for it.
+ */
+interface IConsentRegistry {
+    /// @notice The state of one (patient, grantee) pair; fits one storage slot (208 bits).
+    struct Consent {
+        uint64 categories;
+        uint32 purposes;
+        uint8 actions;
+        uint40 expiry;
+        uint64 nonce;
+    }
+
+    // ------------------------------------------------------------------ events
+
+    /**
+     * @notice `actor` (the patient, a guardian, or the patient by signature) granted or updated
+     * the consent of `patient` to `grantee`. The fields are the whole new state of the pair.
+     */
+    event ConsentGranted(
+        address indexed patient,
+        address indexed grantee,
+        address indexed actor,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint40 expiry,
+        uint64 nonce
+    );
+
+    /// @notice `actor` revoked every right of `grantee` over `patient`'s data; `nonce` is the pair's new nonce.
+    event ConsentRevoked(address indexed patient, address indexed grantee, address indexed actor, uint64 nonce);
+
+    /// @notice `patient` appointed `guardian`, who may now grant and revoke on the patient's behalf.
+    event GuardianAppointed(address indexed patient, address indexed guardian);
+
+    /// @notice `patient` removed `guardian`.
+    event GuardianRemoved(address indexed patient, address indexed guardian);
+
+    /// @notice `account` published `key`, its X25519 public key for record key wrapping.
+    event EncryptionKeySet(address indexed account, bytes32 key);
+
+    // ------------------------------------------------------------------ errors
+
+    /// @notice The grantee is the zero address or the patient (always permitted on their own data).
+    error ConsentRegistryInvalidGrantee(address grantee);
+
+    /// @notice A grant with no category, no purpose or no action; use {revoke} to remove rights.
+    error ConsentRegistryEmptyGrant();
+
+    /// @notice `actions` has bits other than READ (1) and WRITE (2).
+    error ConsentRegistryInvalidActions(uint8 actions);
+
+    /// @notice The expiry is not in the future.
+    error ConsentRegistryInvalidExpiry(uint40 expiry, uint256 timestamp);
+
+    /// @notice There is nothing to revoke for this pair.
+    error ConsentRegistryNoConsent(address patient, address grantee);
+
+    /// @notice `caller` is neither `patient` nor one of the patient's guardians.
+    error ConsentRegistryUnauthorized(address caller, address patient);
+
+    /// @notice The signature's deadline has passed.
+    error ConsentRegistryExpiredSignature(uint256 deadline);
+
+    /// @notice The signature is not the patient's over this exact message and the pair's current nonce.
+    error ConsentRegistryInvalidSignature(address patient);
+
+    /// @notice The guardian is the zero address or the patient.
+    error ConsentRegistryInvalidGuardian(address guardian);
+
+    /// @notice `guardian` is already a guardian of `patient`.
+    error ConsentRegistryGuardianExists(address patient, address guardian);
+
+    /// @notice `guardian` is not a guardian of `patient`.
+    error ConsentRegistryGuardianNotFound(address patient, address guardian);
+
+    /// @notice The zero key cannot be published: it is the identity point and would leak every wrapped key.
+    error ConsentRegistryZeroEncryptionKey();
+
+    // ------------------------------------------------------------------ consents
+
+    /**
+     * @notice Grants `grantee` the given rights over the caller's data, replacing any earlier grant.
+     * @dev Emits {ConsentGranted}. The masks replace, they do not add: pass the whole wanted state.
+     */
+    function grant(address grantee, uint64 categories, uint32 purposes, uint8 actions, uint40 expiry) external;
+
+    /// @notice Like {grant}, for `patient` by the patient or one of the patient's guardians.
+    function grantFor(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint40 expiry
+    ) external;
+
+    /**
+     * @notice Relays a grant the patient signed (EIP-712 `Grant`), so a patient needs no ETH.
+     * @dev The signature covers every consent field, the patient, the pair's current nonce and
+     * `deadline`; the domain binds chain id and this contract. ERC-1271 wallets are accepted.
+     */
+    function grantBySig(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint40 expiry,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Removes every right of `grantee` over the caller's data. Emits {ConsentRevoked}.
+    function revoke(address grantee) external;
+
+    /// @notice Like {revoke}, for `patient` by the patient or one of the patient's guardians.
+    function revokeFor(address patient, address grantee) external;
+
+    /// @notice Relays a revoke the patient signed (EIP-712 `Revoke`).
+    function revokeBySig(address patient, address grantee, uint256 deadline, bytes calldata signature) external;
+
+    /**
+     * @notice Whether `grantee` may perform `action` on `patient`'s data of `category` for `purpose`.
+     * @dev True for the patient on their own data. `category` and `purpose` are bit indexes,
+     * `action` is READ (1) or WRITE (2) (a combined mask requires all its bits). Never reverts.
+     */
+    function isPermitted(address patient, address grantee, uint8 category, uint8 purpose, uint8 action)
+        external
+        view
+        returns (bool);
+
+    /**
+     * @notice Whether an active consent covers every bit of `categories`, `purposes` and `actions`.
+     * @dev The form a study uses (all of its categories for its purpose). False for an empty mask.
+     */
+    function isPermittedAll(address patient, address grantee, uint64 categories, uint32 purposes, uint8 actions)
+        external
+        view
+        returns (bool);
+
+    /// @notice The stored state of a pair, expired or not.
+    function consentOf(address patient, address grantee) external view returns (Consent memory);
+
+    /// @notice The nonce a signature for this pair must carry now.
+    function nonceOf(address patient, address grantee) external view returns (uint64);
+
+    // ------------------------------------------------------------------ guardians
+
+    /// @notice Appoints `guardian` to grant and revoke for the caller. Emits {GuardianAppointed}.
+    function appointGuardian(address guardian) external;
+
+    /// @notice Removes `guardian`. Emits {GuardianRemoved}.
+    function removeGuardian(address guardian) external;
+
+    /// @notice Whether `account` is a guardian of `patient`.
+    function isGuardian(address patient, address account) external view returns (bool);
+
+    /// @notice Whether `account` is `patient` or one of the patient's guardians.
+    function canActFor(address patient, address account) external view returns (bool);
+
+    // ------------------------------------------------------------------ encryption keys
+
+    /// @notice Publishes the caller's X25519 public key, replacing any earlier one. Emits {EncryptionKeySet}.
+    function setEncryptionKey(bytes32 key) external;
+
+    /// @notice The X25519 public key `account` published, or zero.
+    function encryptionKeyOf(address account) external view returns (bytes32);
+}

@@ -1,0 +1,70 @@
+"""Deploy the MedRecord contracts and write the deployment manifest.
+
+    ape run deploy --network ethereum:local:foundry --account TEST::0
+    ape run deploy --network ethereum:sepolia:alchemy --account my-deployer --token-cap 0
+
+The order and constructor arguments come from ``medrecord_sdk.chain.DEPLOY_PLAN``, the same plan
+the SDK's embedded chain uses; the manifest (format ``medrecord-deployment/1``, documented in
+``medrecord_sdk/chain/_deployment.py``) is written to ``deployments/<chain id>.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from ape import chain, config, project
+from ape.cli import ConnectedProviderCommand, account_option
+
+from medrecord_sdk.chain import (
+    DEPLOY_PLAN,
+    CompilerInfo,
+    ContractDeployment,
+    DeployContext,
+    DeploymentManifest,
+)
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option()
+@click.option("--token-cap", default=0, show_default=True, help="Token supply cap; 0 for none.")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("deployments"),
+    show_default=True,
+    help="Where the manifest is written.",
+)
+def cli(provider, account, token_cap, out_dir):
+    """Deploy every MedRecord contract and write the manifest."""
+    context = DeployContext(deployer=str(account.address), addresses={}, token_cap=token_cap)
+    deployed: dict[str, ContractDeployment] = {}
+    for step in DEPLOY_PLAN:
+        args = list(step.args(context))
+        instance = account.deploy(getattr(project, step.contract), *args)
+        receipt = instance.creation_metadata.receipt
+        context.addresses[step.contract] = str(instance.address)
+        deployed[step.contract] = ContractDeployment(
+            address=str(instance.address),
+            block=receipt.block_number,
+            transactionHash=str(receipt.txn_hash),
+            constructorArgs=[str(a) if hasattr(a, "address") else a for a in args],
+        )
+        click.echo(f"{step.contract:18} {instance.address}  gas {receipt.gas_used:,}")
+
+    solidity = config.get_config("solidity")
+    manifest = DeploymentManifest(
+        chainId=chain.chain_id,
+        network=provider.network_choice,
+        deployer=str(account.address),
+        deployBlock=min(d.block for d in deployed.values()),
+        compiler=CompilerInfo(
+            version=str(solidity.version),
+            evmVersion=str(solidity.evm_version),
+            viaIR=bool(solidity.via_ir),
+            optimizerRuns=int(solidity.optimization_runs),
+        ),
+        contracts=deployed,
+    )
+    path = manifest.save(DeploymentManifest.path_for(chain.chain_id, out_dir))
+    click.echo(f"manifest written to {path}")
