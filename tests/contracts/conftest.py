@@ -77,7 +77,9 @@ def chain_id() -> int:
 @pytest.fixture
 def token(project, deployer):
     """An uncapped DataShareToken administered by `deployer`."""
-    return project.DataShareToken.deploy("MedRecord Data Share", "MDS", deployer, 0, sender=deployer)
+    return project.DataShareToken.deploy(
+        "MedRecord Data Share", "MDS", deployer, 0, sender=deployer
+    )
 
 
 @pytest.fixture

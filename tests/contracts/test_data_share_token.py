@@ -93,9 +93,7 @@ def test_approve_and_transfer_from(funded, patient, researcher, provider):
 
 def test_transfer_from_beyond_allowance_reverts(funded, patient, researcher, provider):
     funded.approve(researcher, 3, sender=patient)
-    with ape.reverts(
-        funded.ERC20InsufficientAllowance, spender=researcher, allowance=3, needed=4
-    ):
+    with ape.reverts(funded.ERC20InsufficientAllowance, spender=researcher, allowance=3, needed=4):
         funded.transferFrom(patient, provider, 4, sender=researcher)
 
 

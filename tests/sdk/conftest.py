@@ -1,1 +1,1 @@
-"""Fixtures for the SDK tests. These never import ape: the SDK needs only web3.py and eth-account."""
+"""Fixtures for the SDK tests. They never import ape: the SDK needs only web3 and eth-account."""
