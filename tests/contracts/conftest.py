@@ -119,3 +119,12 @@ def sign_permit(keys, chain_id):
         return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 
     return sign
+
+
+@pytest.fixture
+def consent(project, deployer):
+    """A fresh ConsentRegistry."""
+    return project.ConsentRegistry.deploy(sender=deployer)
+
+
+# Fixtures of the RecordRegistry and StudyEscrow tests follow.
