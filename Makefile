@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED := 1
 
 SETUP_STAMPS := $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 
-.PHONY: help setup demo test lint typecheck test-contracts test-contracts-anvil test-sdk compile clean
+.PHONY: help setup demo test lint typecheck test-contracts test-contracts-anvil test-sdk compile abis clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -42,11 +42,13 @@ $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): tools/solc-shim.js node_modules/.ins
 	@chmod +x $@
 	@$@ --version | grep -q 'Version: $(SOLC_VERSION)' || { echo "solc shim reports the wrong version" >&2; exit 1; }
 
-compile: setup ## Compile the contracts and refresh the ABIs shipped in medrecord_sdk
+compile: setup ## Compile the contracts (solc-js through the shim, no download)
 	$(BIN)/ape compile
+
+abis: compile ## Refresh the ABIs and bytecode shipped in medrecord_sdk (after a contract change)
 	$(BIN)/python scripts/export_abis.py
 
-demo: setup compile ## Run the end-to-end flow on the embedded defaults
+demo: setup ## Run the end-to-end flow on the embedded defaults
 	$(BIN)/medrecord demo
 
 lint: setup ## ruff (lint and format check)

@@ -47,22 +47,22 @@ def cli(provider, account, token_cap, out_dir):
         deployed[step.contract] = ContractDeployment(
             address=str(instance.address),
             block=receipt.block_number,
-            transactionHash=str(receipt.txn_hash),
-            constructorArgs=[str(a) if hasattr(a, "address") else a for a in args],
+            transaction_hash=str(receipt.txn_hash),
+            constructor_args=[str(a) if hasattr(a, "address") else a for a in args],
         )
         click.echo(f"{step.contract:18} {instance.address}  gas {receipt.gas_used:,}")
 
     solidity = config.get_config("solidity")
     manifest = DeploymentManifest(
-        chainId=chain.chain_id,
+        chain_id=chain.chain_id,
         network=provider.network_choice,
         deployer=str(account.address),
-        deployBlock=min(d.block for d in deployed.values()),
+        deploy_block=min(d.block for d in deployed.values()),
         compiler=CompilerInfo(
             version=str(solidity.version),
-            evmVersion=str(solidity.evm_version),
-            viaIR=bool(solidity.via_ir),
-            optimizerRuns=int(solidity.optimization_runs),
+            evm_version=str(solidity.evm_version),
+            via_ir=bool(solidity.via_ir),
+            optimizer_runs=int(solidity.optimization_runs),
         ),
         contracts=deployed,
     )

@@ -1,0 +1,50 @@
+"""The embedded chain: py-evm in this process (via eth-tester), no node to install or run.
+
+It derives its accounts from the well-known public devnet mnemonic, so the same ten funded
+addresses exist on the embedded chain, Anvil and Hardhat. Test money only: never use these
+keys anywhere real.
+"""
+
+from __future__ import annotations
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+
+__all__ = ["DEVNET_MNEMONIC", "EmbeddedChain", "devnet_accounts"]
+
+# Public test mnemonic of Anvil, Hardhat and ape; funded only on throw-away local chains.
+DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
+_HD_BASE = "m/44'/60'/0'/0"
+
+
+def devnet_accounts(count: int = 10) -> list[LocalAccount]:
+    """The first ``count`` accounts of the devnet mnemonic."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(DEVNET_MNEMONIC, account_path=f"{_HD_BASE}/{i}") for i in range(count)
+    ]
+
+
+class EmbeddedChain:
+    """An in-process chain with ten funded devnet accounts, and control of its clock."""
+
+    def __init__(self, accounts: int = 10) -> None:
+        backend = PyEVMBackend(mnemonic=DEVNET_MNEMONIC, hd_path=_HD_BASE)
+        self.tester = EthereumTester(backend)
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self.accounts = devnet_accounts(accounts)
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def time_travel(self, seconds: int) -> None:
+        """Moves the clock ``seconds`` forward and mines a block there (tests never sleep)."""
+        self.tester.time_travel(self.timestamp() + seconds)
