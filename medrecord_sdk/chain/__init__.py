@@ -2,7 +2,9 @@
 
 from ._abi import DecodedEvent, decode_event, decode_revert
 from ._artifacts import Artifact, load_artifact
+from ._audit import AuditPage, AuditReader, Cursor, involves
 from ._base import ContractWrapper
+from ._consent import NO_EXPIRY, Consent, ConsentRegistry, SignedGrant, SignedRevoke
 from ._deployer import deploy_contracts
 from ._deployment import (
     DEPLOY_PLAN,
@@ -12,17 +14,23 @@ from ._deployment import (
     DeploymentManifest,
     DeployStep,
 )
-from ._embedded import DEVNET_MNEMONIC, EmbeddedChain, devnet_accounts
+from ._embedded import DEVNET_MNEMONIC, EmbeddedChain, advance_time, devnet_accounts
 from ._token import DataShareToken, PermitSignature
 from ._tx import Signer, TxResult
 
 __all__ = [
     "DEPLOY_PLAN",
     "DEVNET_MNEMONIC",
+    "NO_EXPIRY",
     "Artifact",
+    "AuditPage",
+    "AuditReader",
     "CompilerInfo",
+    "Consent",
+    "ConsentRegistry",
     "ContractDeployment",
     "ContractWrapper",
+    "Cursor",
     "DataShareToken",
     "DecodedEvent",
     "DeployContext",
@@ -30,11 +38,15 @@ __all__ = [
     "DeploymentManifest",
     "EmbeddedChain",
     "PermitSignature",
+    "SignedGrant",
+    "SignedRevoke",
     "Signer",
     "TxResult",
+    "advance_time",
     "decode_event",
     "decode_revert",
     "deploy_contracts",
     "devnet_accounts",
+    "involves",
     "load_artifact",
 ]

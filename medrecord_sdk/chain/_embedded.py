@@ -13,7 +13,7 @@ from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
-__all__ = ["DEVNET_MNEMONIC", "EmbeddedChain", "devnet_accounts"]
+__all__ = ["DEVNET_MNEMONIC", "EmbeddedChain", "advance_time", "devnet_accounts"]
 
 # Public test mnemonic of Anvil, Hardhat and ape; funded only on throw-away local chains.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
@@ -47,4 +47,22 @@ class EmbeddedChain:
 
     def time_travel(self, seconds: int) -> None:
         """Moves the clock ``seconds`` forward and mines a block there (tests never sleep)."""
-        self.tester.time_travel(self.timestamp() + seconds)
+        advance_time(self.w3, seconds)
+
+
+def advance_time(w3: Web3, seconds: int) -> int:
+    """Moves a local chain's clock forward and mines a block; returns the new timestamp.
+
+    Works on the embedded chain (eth-tester) and on Anvil and Hardhat (``evm_increaseTime`` +
+    ``evm_mine``). A public network's clock cannot be moved: the node refuses the call.
+    """
+    provider = w3.provider
+    if isinstance(provider, EthereumTesterProvider):
+        tester = provider.ethereum_tester
+        assert tester is not None  # an EthereumTesterProvider always has one once built
+        latest = int(w3.eth.get_block("latest")["timestamp"])
+        tester.time_travel(latest + seconds)
+    else:
+        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    return int(w3.eth.get_block("latest")["timestamp"])

@@ -9,6 +9,7 @@ transaction that still fails once mined (the state moved in between) is replayed
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -55,6 +56,9 @@ REVERT_EXCEPTIONS = (
 )
 
 
+_RETURN_DATA = re.compile(r"return data: (0x[0-9a-fA-F]+)")
+
+
 def _tester_revert_data(exc: TesterTransactionFailed) -> bytes | None:
     """eth-tester carries raw revert bytes, sometimes inside "execution reverted: b'...'"."""
     payload = exc.args[0] if exc.args else None
@@ -75,6 +79,12 @@ def revert_from_exception(exc: BaseException) -> ContractRevert | None:
         decoded = decode_revert(data if isinstance(data, str | bytes) else None)
         if decoded is not None:
             return decoded
+        # Hardhat 2 reports custom errors it has no ABI for only inside its message text.
+        embedded = _RETURN_DATA.search(str(getattr(exc, "message", "") or exc))
+        if embedded is not None:
+            decoded = decode_revert(embedded.group(1))
+            if decoded is not None:
+                return decoded
         if isinstance(exc, ContractLogicError) and exc.message:
             reason = exc.message.removeprefix("execution reverted: ").removeprefix(
                 "execution reverted"

@@ -1,1 +1,83 @@
-"""Fixtures for the SDK tests. They never import ape: the SDK needs only web3 and eth-account."""
+"""Fixtures for the SDK tests. They never import ape: the SDK needs only web3 and eth-account.
+
+``network`` runs a test on each chain the SDK supports: the embedded chain (py-evm in process),
+Anvil and Hardhat 2, the latter two started on free ports of 127.0.0.1 once per session and
+stopped at the end. ``-m "not anvil and not hardhat"`` keeps a run to the embedded chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from medrecord_sdk.chain import (
+    DeploymentManifest,
+    EmbeddedChain,
+    Signer,
+    advance_time,
+    deploy_contracts,
+    devnet_accounts,
+)
+from medrecord_sdk.testing import AnvilNode, DevnetNode, HardhatNode
+
+
+@dataclass
+class Network:
+    """A running chain with the contracts deployed and funded accounts."""
+
+    name: str
+    w3: Web3
+    accounts: list[LocalAccount]
+    manifest: DeploymentManifest
+
+    def signer(self, index: int) -> Signer:
+        return Signer(self.w3, self.accounts[index])
+
+    def advance(self, seconds: int) -> int:
+        return advance_time(self.w3, seconds)
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+
+def _deploy(name: str, w3: Web3) -> Network:
+    accounts = devnet_accounts()
+    manifest = deploy_contracts(Signer(w3, accounts[0]), network=name)
+    return Network(name, w3, accounts, manifest)
+
+
+@pytest.fixture(scope="session")
+def _devnets() -> Iterator[Callable[[str], Network]]:
+    started: dict[str, tuple[DevnetNode | None, Network]] = {}
+
+    def get(name: str) -> Network:
+        if name not in started:
+            if name == "embedded":
+                started[name] = (None, _deploy(name, EmbeddedChain().w3))
+            else:
+                node: DevnetNode = AnvilNode() if name == "anvil" else HardhatNode()
+                node.start()
+                started[name] = (node, _deploy(name, node.web3()))
+        return started[name][1]
+
+    try:
+        yield get
+    finally:
+        for node, _ in started.values():
+            if node is not None:
+                node.stop()
+
+
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("anvil", marks=pytest.mark.anvil),
+        pytest.param("hardhat", marks=pytest.mark.hardhat),
+    ]
+)
+def network(request: pytest.FixtureRequest, _devnets: Callable[[str], Network]) -> Network:
+    return _devnets(request.param)
