@@ -43,7 +43,7 @@ $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): tools/solc-shim.js node_modules/.ins
 	@$@ --version | grep -q 'Version: $(SOLC_VERSION)' || { echo "solc shim reports the wrong version" >&2; exit 1; }
 
 compile: setup ## Compile the contracts (solc-js through the shim, no download)
-	$(BIN)/ape compile
+	$(BIN)/ape compile --force
 
 abis: compile ## Refresh the ABIs and bytecode shipped in medrecord_sdk (after a contract change)
 	$(BIN)/python scripts/export_abis.py

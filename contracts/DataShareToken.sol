@@ -13,8 +13,9 @@ import {IDataShareToken} from "./interfaces/IDataShareToken.sol";
  * @notice The data-sharing reward token: OpenZeppelin ERC20 with EIP-2612 permits, so a patient
  * or researcher without ETH can approve by signature, and role-gated minting with an optional
  * supply cap.
- * @dev The cap is checked in {_update} only on mints (`from == address(0)`), so a transfer pays a
- * single extra comparison over a plain ERC20: the cap is immutable, no storage is read.
+ * @dev The cap is checked in {mint}, the only path that creates tokens, rather than in an
+ * {_update} override: transfers then run exactly OpenZeppelin's ERC20 code and cost what a plain
+ * ERC20 transfer costs. The cap is immutable, so the check reads no storage.
  * The role admin can appoint and remove minters but has no power over balances.
  */
 contract DataShareToken is ERC20, ERC20Permit, AccessControl, IDataShareToken {
@@ -40,6 +41,10 @@ contract DataShareToken is ERC20, ERC20Permit, AccessControl, IDataShareToken {
 
     /// @inheritdoc IDataShareToken
     function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+        if (_cap != 0) {
+            uint256 increasedSupply = totalSupply() + amount;
+            if (increasedSupply > _cap) revert DataShareTokenCapExceeded(increasedSupply, _cap);
+        }
         _mint(to, amount);
     }
 
@@ -51,15 +56,5 @@ contract DataShareToken is ERC20, ERC20Permit, AccessControl, IDataShareToken {
     /// @inheritdoc ERC20Permit
     function nonces(address owner) public view override(ERC20Permit, IERC20Permit) returns (uint256) {
         return super.nonces(owner);
-    }
-
-    function _update(address from, address to, uint256 value) internal override {
-        super._update(from, to, value);
-        if (from == address(0)) {
-            uint256 supply = totalSupply();
-            if (_cap != 0 && supply > _cap) {
-                revert DataShareTokenCapExceeded(supply, _cap);
-            }
-        }
     }
 }

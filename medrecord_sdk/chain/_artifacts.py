@@ -14,7 +14,25 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["ARTIFACT_DIR", "Artifact", "artifact_from_build", "load_artifact"]
+__all__ = ["ARTIFACT_DIR", "Artifact", "artifact_from_build", "load_artifact", "metadata_hash"]
+
+# solc appends CBOR metadata to the runtime code; its "ipfs" entry is the multihash of the
+# metadata JSON, which commits to every source file's keccak256 and to the compiler settings.
+_IPFS_KEY = bytes.fromhex("6469706673") + bytes.fromhex("5822")  # "ipfs" then bytes(34)
+
+
+def metadata_hash(code: bytes) -> bytes:
+    """The 34-byte metadata multihash solc embedded in ``code`` (init or runtime code).
+
+    Two builds of the same sources with the same settings share it even when their bytecode
+    differs (via-IR output can depend on the order sources reach the compiler).
+    """
+    at = code.rfind(_IPFS_KEY)
+    if at < 0:
+        raise ConfigurationError("no solc metadata hash in this bytecode")
+    start = at + len(_IPFS_KEY)
+    return code[start : start + 34]
+
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 
@@ -63,6 +81,12 @@ def artifact_from_build(build: dict[str, Any], name: str) -> Artifact:
         bytecode=bytes.fromhex(code.removeprefix("0x")),
         compiler=compiler,
     )
+
+
+def runtime_from_build(build: dict[str, Any], name: str) -> bytes:
+    """The runtime code of ``name`` in ape's build output (it carries the metadata hash)."""
+    code = build["contractTypes"][name]["runtimeBytecode"]["bytecode"]
+    return bytes.fromhex(code.removeprefix("0x"))
 
 
 @cache
