@@ -295,6 +295,16 @@ def unwrap_key_metamask(
     ephemeral = _unb64(document.get("ephemPublicKey"), "ephemPublicKey", 32)
     ciphertext = _unb64(document.get("ciphertext"), "ciphertext", None)
     try:
+        # NaCl's box ignores the top bit of the ephemeral key and does not hash the key into
+        # the box key, so without this check a flipped top bit would still open: refuse any
+        # non-canonical or small-order ephemeral key, so that every altered byte is detected.
+        validate_public_key(ephemeral)
+    except InvalidKeyError:
+        raise WrongKeyError(
+            "the MetaMask wrapped key was altered (its ephemeral public key is not a valid, "
+            "canonical X25519 key)"
+        ) from None
+    try:
         box = nacl.public.Box(
             nacl.public.PrivateKey(recipient_keypair.private_bytes),
             nacl.public.PublicKey(ephemeral),
