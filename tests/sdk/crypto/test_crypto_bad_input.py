@@ -60,10 +60,12 @@ def flipped(data: bytes, bit: int) -> bytes:
 
 
 def test_fixture_layout(envelope: bytes) -> None:
-    header, chunks = chunks_of(envelope)
+    _header, chunks = chunks_of(envelope)
     assert len(envelope) == 195
     assert [len(c) for c in chunks] == [32, 32, 24]
-    assert [(HEADER_SIZE + i * SEG, HEADER_SIZE + i * SEG + len(c)) for i, c in enumerate(chunks)] == CHUNKS
+    assert [
+        (HEADER_SIZE + i * SEG, HEADER_SIZE + i * SEG + len(c)) for i, c in enumerate(chunks)
+    ] == CHUNKS
 
 
 # ------------------------------------------------------------------ a flipped bit in every region
@@ -196,7 +198,7 @@ def test_appended_empty_final_chunk_is_not_canonical(
 @pytest.mark.parametrize("which", [0, 1])
 def test_duplicated_chunk(which: int, envelope: bytes, data_key: bytes) -> None:
     header, chunks = chunks_of(envelope)
-    doubled = chunks[: which + 1] + [chunks[which]] + chunks[which + 1 :]
+    doubled = [*chunks[: which + 1], chunks[which], *chunks[which + 1 :]]
     with pytest.raises(DecryptionError):
         decrypt_bytes(header + b"".join(doubled), data_key)
 
@@ -216,7 +218,7 @@ def test_spliced_chunk_from_another_envelope_same_key(
     header, chunks = chunks_of(envelope)
     _, other_chunks = chunks_of(other)
     for i in range(3):
-        spliced = chunks[:i] + [other_chunks[i]] + chunks[i + 1 :]
+        spliced = [*chunks[:i], other_chunks[i], *chunks[i + 1 :]]
         with pytest.raises(DecryptionError, match=f"chunk {i}"):
             decrypt_bytes(header + b"".join(spliced), data_key)
 
@@ -414,9 +416,7 @@ def test_format_tags_are_not_confused(
         '{"version":"x25519-xsalsa20-poly1305","nonce":"!!","ephemPublicKey":"","ciphertext":""}',
     ],
 )
-def test_malformed_metamask_wrapped_key(
-    text: str, recipient: KeyPair, binding: KeyBinding
-) -> None:
+def test_malformed_metamask_wrapped_key(text: str, recipient: KeyPair, binding: KeyBinding) -> None:
     with pytest.raises(EnvelopeFormatError):
         unwrap_key_metamask(text, recipient, binding)
 

@@ -151,7 +151,9 @@ def test_encrypt_info_matches_bytes_written(data_key: bytes, context: RecordCont
     assert info.envelope_id == written[10:26]
 
 
-def test_encrypt_iter_pieces_are_header_then_chunks(data_key: bytes, context: RecordContext) -> None:
+def test_encrypt_iter_pieces_are_header_then_chunks(
+    data_key: bytes, context: RecordContext
+) -> None:
     it = encrypt_iter(os.urandom(2 * CHUNK + 1), data_key, context, chunk_size=CHUNK)
     assert it.info is None
     got = list(it)
