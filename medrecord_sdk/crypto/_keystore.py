@@ -19,12 +19,13 @@ without detection, and after decryption the private key must reproduce the store
 
 Threat model: the file is copied by an attacker (a stolen laptop, a backup). Its secrecy then
 rests on the passphrase and Argon2id's memory-hardness against guessing on GPUs. A tampered file
-is refused, never silently accepted. Parameters are bounded on load (at least the defaults' order
-of strength is not enforced, but at most 1 GiB of memory and 16 passes), so a hostile file cannot
-make the loader allocate without bound. Writes are atomic (temporary file in the same directory,
-mode 0600, fsync, rename), so a crash never leaves a half-written keystore over a good one, and
-an existing keystore is never overwritten unless asked (losing a private key loses every record
-wrapped to it).
+is refused, never silently accepted. KDF parameters are read from the file (so they can be raised
+later) but bounded on load (at most 1 GiB of memory, 16 passes, 16 lanes), so a hostile file
+cannot make the loader allocate without bound; weakening them is caught by the AEAD, as they are
+in the associated data. Writes are atomic (temporary file in the same directory, mode 0600,
+fsync, then a rename, or a no-clobber link), so a crash never leaves a half-written keystore over
+a good one, and an existing keystore is never overwritten unless asked (losing a private key
+loses every record wrapped to it).
 """
 
 from __future__ import annotations
@@ -89,10 +90,7 @@ def save_keystore(
     target = Path(path)
     secret = _passphrase_bytes(passphrase)
     if target.exists() and not overwrite:
-        raise KeystoreError(
-            f"{target} already exists; refusing to overwrite a keystore (its key may be the only "
-            "way to read records). Choose another path or pass overwrite=True"
-        )
+        raise _exists(target)
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(12)
     document: dict[str, Any] = {
@@ -114,12 +112,27 @@ def save_keystore(
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp_name, 0o600)
-        os.replace(tmp_name, target)
+        if overwrite:
+            os.replace(tmp_name, target)
+        else:
+            # link() refuses an existing target atomically, closing the window between the
+            # exists() check above and the rename (two processes saving at once).
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError:
+                raise _exists(target) from None
+            os.unlink(tmp_name)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _exists(target: Path) -> KeystoreError:
+    return KeystoreError(
+        f"{target} already exists; refusing to overwrite a keystore (its key may be the only "
+        "way to read records). Choose another path or pass overwrite=True"
+    )
 
 
 def _damaged(path: Path, what: str) -> KeystoreError:
