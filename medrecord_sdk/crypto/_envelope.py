@@ -354,10 +354,10 @@ def _encrypt_gen(
     chunk_size: int,
     envelope_id: bytes,
 ) -> Generator[bytes, None, EnvelopeInfo]:
-    """Yield the header, then each sealed chunk; return the :class:`EnvelopeInfo`.
+    """Validate the arguments now (not at the first ``next``), then return the sealing generator.
 
-    Reads one chunk ahead so the last chunk can be sealed with the last flag; holds at most
-    two plaintext chunks and one ciphertext chunk.
+    The envelope id is a parameter only so that golden vectors can be reproduced; the public
+    functions always draw a fresh random one.
     """
     key = check_key32(data_key, "data_key")
     if not isinstance(context, RecordContext):
@@ -367,6 +367,22 @@ def _encrypt_gen(
         raise EnvelopeFormatError("envelope_id must be 16 bytes")
     keys = _derive_keys(key, envelope_id)
     header = _build_header(context, chunk_size, envelope_id, keys.commitment)
+    return _seal_chunks(source, keys, header, context, chunk_size, envelope_id)
+
+
+def _seal_chunks(
+    source: Source,
+    keys: _EnvelopeKeys,
+    header: bytes,
+    context: RecordContext,
+    chunk_size: int,
+    envelope_id: bytes,
+) -> Generator[bytes, None, EnvelopeInfo]:
+    """Yield the header, then each sealed chunk; return the :class:`EnvelopeInfo`.
+
+    Reads one chunk ahead so the last chunk can be sealed with the last flag; holds at most
+    two plaintext chunks and one ciphertext chunk.
+    """
     aad = hashlib.sha256(header).digest()
     content_hash = hashlib.sha256(header)
     ciphertext_size = len(header)
@@ -482,7 +498,7 @@ def encrypt_bytes(
 
 def _decrypt_gen(
     source: Source,
-    data_key: bytes,
+    key: bytes,
     context: RecordContext | None,
     expected_content_hash: bytes | None,
 ) -> Generator[bytes, None, DecryptInfo]:
@@ -492,7 +508,6 @@ def _decrypt_gen(
     any chunk is read), expected context (DecryptionError), then each chunk's tag
     (DecryptionError). Reads one segment ahead to know which one is last.
     """
-    key = check_key32(data_key, "data_key")
     reader = ChunkReader(source)
     header = _parse_header(reader.read_exact(HEADER_SIZE))
     keys = _derive_keys(key, header.envelope_id)
@@ -605,7 +620,8 @@ def decrypt_iter(
     With *expected_content_hash* (the on-chain ``contentHash``) the whole envelope's SHA-256 is
     checked at the end, before the iterator finishes.
     """
-    return DecryptIterator(_decrypt_gen(source, data_key, context, expected_content_hash))
+    key = check_key32(data_key, "data_key")  # eagerly: a bad argument is a bug, not bad data
+    return DecryptIterator(_decrypt_gen(source, key, context, expected_content_hash))
 
 
 def decrypt_stream(

@@ -382,3 +382,13 @@ def test_decrypt_file_wrong_key_leaves_nothing(tmp_path: Path, envelope: bytes) 
     with pytest.raises(CryptoError):
         decrypt_file(src, tmp_path / "out", generate_data_key())
     assert [p.name for p in tmp_path.iterdir()] == ["record.mrec"]
+
+
+def test_iterators_check_arguments_before_the_first_item(context: RecordContext) -> None:
+    """A bad key is a bug in the caller: reported at the call, not at the first next()."""
+    with pytest.raises(InvalidKeyError):
+        encrypt_iter(b"data", b"short", context)
+    with pytest.raises(EnvelopeFormatError):
+        encrypt_iter(b"data", generate_data_key(), context, chunk_size=1)
+    with pytest.raises(InvalidKeyError):
+        decrypt_iter(b"", b"short")

@@ -146,3 +146,17 @@ def test_not_json(tmp_path: Path) -> None:
 def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_keystore(tmp_path / "absent.json", PASSPHRASE)
+
+
+def test_no_overwrite_even_when_the_file_appears_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process creates the keystore between our check and our write: still refused."""
+    path = tmp_path / "k.json"
+    path.write_text("someone else's keystore")
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    with pytest.raises(KeystoreError, match="already exists"):
+        save_keystore(path, KeyPair.generate(), PASSPHRASE)
+    monkeypatch.undo()
+    assert path.read_text() == "someone else's keystore"
+    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
