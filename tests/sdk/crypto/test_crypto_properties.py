@@ -54,10 +54,14 @@ def test_round_trip_any_size_chunking_and_split(
     assert it.info.chunk_count == expected_chunks
 
 
-# One fixed envelope per chunk layout: empty, exactly one chunk, several chunks with a short tail.
-ENVELOPES = [encrypt_bytes(bytes(range(n)), KEY, CONTEXT, chunk_size=16) for n in (0, 16, 57)]
+# Fixed envelopes per chunk layout: empty, exactly one chunk, a short tail, chunk-aligned (where
+# only the last flag can reveal a cut at a chunk boundary). Each has a sibling with the same key,
+# context and plaintext but another envelope id, as a source of well-formed foreign chunks.
+SIZES = (0, 16, 57, 64)
+ENVELOPES = [encrypt_bytes(bytes(range(n)), KEY, CONTEXT, chunk_size=16) for n in SIZES]
+SIBLINGS = [encrypt_bytes(bytes(range(n)), KEY, CONTEXT, chunk_size=16) for n in SIZES]
 
-mutation = st.one_of(
+byte_mutation = st.one_of(
     # flip 1..8 bits anywhere
     st.tuples(
         st.just("flip"),
@@ -72,12 +76,60 @@ mutation = st.one_of(
     # delete a run of bytes
     st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 40)),
 )
+# Whole-chunk edits: the structural attacks that random bytes rarely hit exactly.
+chunk_mutation = st.tuples(
+    st.sampled_from(
+        [
+            "drop",
+            "duplicate",
+            "swap",
+            "cut-at-boundary",
+            "append-foreign",
+            "splice-foreign",
+            "foreign-header",
+        ]
+    ),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+)
+mixed_mutations = st.lists(st.one_of(byte_mutation, chunk_mutation), min_size=1, max_size=3)
+
+
+def split_chunks(envelope: bytes) -> tuple[bytes, list[bytes]]:
+    body = envelope[HEADER_SIZE:]
+    return envelope[:HEADER_SIZE], [body[i : i + 32] for i in range(0, len(body), 32)]
+
+
+def mutate_chunks(envelope: bytes, sibling: bytes, op: tuple[Any, ...]) -> bytes:
+    header, chunks = split_chunks(envelope)
+    foreign_header, foreign = split_chunks(sibling)
+    kind, a, b = op
+    if not chunks:  # a previous edit cut into the header: fall back to appending a chunk
+        return envelope + foreign[a % len(foreign)]
+    i, j = a % len(chunks), b % len(chunks)
+    if kind == "drop":
+        del chunks[i]
+    elif kind == "duplicate":
+        chunks.insert(i, chunks[i])
+    elif kind == "swap":
+        chunks[i], chunks[j] = chunks[j], chunks[i]
+    elif kind == "cut-at-boundary":
+        chunks = chunks[:i]
+    elif kind == "append-foreign":
+        chunks.append(foreign[b % len(foreign)])
+    elif kind == "splice-foreign":
+        chunks[i] = foreign[b % len(foreign)]
+    elif kind == "foreign-header":
+        header = foreign_header
+    return header + b"".join(chunks)
 
 
 def mutate(envelope: bytes, op: tuple[Any, ...]) -> bytes:
     data = bytearray(envelope)
     n = len(data)
     kind = op[0]
+    if n == 0:
+        return bytes(op[2]) if kind == "insert" else b""
     if kind == "flip":
         for pos, mask in op[1]:
             data[pos % n] ^= mask
@@ -97,15 +149,47 @@ def mutate(envelope: bytes, op: tuple[Any, ...]) -> bytes:
     return bytes(data)
 
 
+def apply(which: int, ops: list[tuple[Any, ...]]) -> bytes:
+    mutated = ENVELOPES[which]
+    for op in ops:
+        if op[0] in BYTE_KINDS:
+            mutated = mutate(mutated, op)
+        else:
+            mutated = mutate_chunks(mutated, SIBLINGS[which], op)
+    return mutated
+
+
+def assert_never_decrypts(which: int, ops: list[tuple[Any, ...]]) -> None:
+    """Tried with the expected record context and without it, so the context check cannot
+    mask a gap in the header authentication."""
+    mutated = apply(which, ops)
+    if mutated == ENVELOPES[which]:  # e.g. two flips of the same bit, a chunk swapped with itself
+        return
+    for context in (CONTEXT, None):
+        try:
+            decrypt_bytes(mutated, KEY, context)
+        except CryptoError:
+            continue
+        raise AssertionError(f"a mutated envelope decrypted (context={context}): {ops!r}")
+
+
 @SETTINGS
-@given(which=st.integers(0, len(ENVELOPES) - 1), op=mutation)
-def test_no_mutation_of_a_valid_envelope_ever_decrypts(which: int, op: tuple[Any, ...]) -> None:
-    envelope = ENVELOPES[which]
-    mutated = mutate(envelope, op)
-    if mutated == envelope:  # two flips of the same bit cancel out: nothing to test
-        return
-    try:
-        decrypt_bytes(mutated, KEY, CONTEXT)
-    except CryptoError:
-        return
-    raise AssertionError(f"a mutated envelope decrypted: {op!r}")
+@given(which=st.integers(0, len(ENVELOPES) - 1), ops=mixed_mutations)
+def test_no_mutation_of_a_valid_envelope_ever_decrypts(
+    which: int, ops: list[tuple[Any, ...]]
+) -> None:
+    """Single and combined byte- and chunk-level mutations: never plaintext, always CryptoError."""
+    assert_never_decrypts(which, ops)
+
+
+@SETTINGS
+@given(
+    which=st.integers(0, len(ENVELOPES) - 1),
+    ops=st.lists(chunk_mutation, min_size=1, max_size=3),
+)
+def test_no_chunk_level_edit_ever_decrypts(which: int, ops: list[tuple[Any, ...]]) -> None:
+    """Whole-chunk edits only (drop, duplicate, swap, cut, append, splice, foreign header)."""
+    assert_never_decrypts(which, ops)
+
+
+BYTE_KINDS = {"flip", "overwrite", "truncate", "insert", "delete"}
