@@ -214,6 +214,7 @@ class PinningServiceStore(Store):
             params["cid"] = str(root)
         found: list[PinStatus] = []
         seen: set[str] = set()
+        total: int | None = None  # the first page's count: later pages may count only the rest
         while True:
             answer = self._call("GET", "/pins", params=params)
             try:
@@ -226,7 +227,8 @@ class PinningServiceStore(Store):
             fresh = [r for r in results if r.requestid not in seen]
             seen.update(r.requestid for r in fresh)
             found.extend(r for r in fresh if root is None or r.cid == root)
-            if not fresh or len(seen) >= count:
+            total = count if total is None else total
+            if not fresh or len(seen) >= total:
                 return found
             params["before"] = results[-1].created  # the spec's pagination cursor
 

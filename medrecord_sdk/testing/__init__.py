@@ -1,0 +1,1 @@
+"""Test helpers for MedRecord and for dApps built on it (a real IPFS node: :mod:`.ipfs`)."""
