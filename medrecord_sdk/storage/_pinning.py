@@ -119,7 +119,7 @@ class PinningServiceStore(Store):
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200,),
-        cid: CID | None = None,
+        missing: str | None = None,
     ) -> Any:
         """One API call with bounded retries on connection errors; the decoded JSON answer."""
         attempt = 0
@@ -151,7 +151,7 @@ class PinningServiceStore(Store):
                     f"the pinning service at {self.endpoint} failed on {method} {path}: {exc}"
                 ) from exc
         if response.status_code not in expect:
-            raise self._error(response, cid)
+            raise self._error(response, missing)
         if not response.content:
             return None
         try:
@@ -162,7 +162,8 @@ class PinningServiceStore(Store):
                 "is it an IPFS Pinning Service API endpoint?"
             ) from exc
 
-    def _error(self, response: httpx.Response, cid: CID | None) -> StorageError:
+    def _error(self, response: httpx.Response, missing: str | None) -> StorageError:
+        """Map an HTTP error to a typed one; ``missing`` names what a 404 means is absent."""
         reason = details = ""
         try:
             error = response.json()["error"]
@@ -177,8 +178,8 @@ class PinningServiceStore(Store):
                 f"the pinning service at {self.endpoint} refused the access token (HTTP {status}"
                 f"{said}); check the token and its permissions"
             )
-        if status == 404 and cid is not None:
-            return ContentNotFound(f"the pinning service has no such pin request for {cid}{said}")
+        if status == 404 and missing is not None:
+            return ContentNotFound(f"the pinning service holds no {missing}{said}")
         if status == 429:
             return StoreUnavailable(
                 f"the pinning service is rate-limiting us (HTTP 429{said}); retry later"
@@ -234,7 +235,8 @@ class PinningServiceStore(Store):
 
     def status(self, requestid: str) -> PinStatus:
         """The current state of one pin request."""
-        return PinStatus.from_json(self._call("GET", f"/pins/{requestid}"))
+        answer = self._call("GET", f"/pins/{requestid}", missing=f"pin request {requestid}")
+        return PinStatus.from_json(answer)
 
     def wait_pinned(self, cid: CIDLike, *, timeout: float = 60.0, poll: float = 1.0) -> PinStatus:
         """Poll until the service reports ``cid`` pinned; raise if it failed or took too long."""
@@ -270,7 +272,11 @@ class PinningServiceStore(Store):
         if self._origins:
             body["origins"] = self._origins
         answer = self._call(
-            "POST", f"/pins/{existing[0].requestid}", body=body, expect=(200, 202), cid=old_cid
+            "POST",
+            f"/pins/{existing[0].requestid}",
+            body=body,
+            expect=(200, 202),
+            missing=f"pin request for {old_cid}",
         )
         return PinStatus.from_json(answer)
 
@@ -298,7 +304,12 @@ class PinningServiceStore(Store):
         root = CID.parse(cid)
         for request in self.pin_requests(root):
             try:
-                self._call("DELETE", f"/pins/{request.requestid}", expect=(200, 202), cid=root)
+                self._call(
+                    "DELETE",
+                    f"/pins/{request.requestid}",
+                    expect=(200, 202),
+                    missing=f"pin request for {root}",
+                )
             except ContentNotFound:
                 continue  # deleted meanwhile: the goal is reached
         self.content_store.unpin(root)

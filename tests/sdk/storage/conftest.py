@@ -49,10 +49,16 @@ def ipfs_node() -> Iterator[IpfsNode]:
             f"(set {SKIP_ENV}=1 to skip these tests on purpose)",
             pytrace=False,
         )
+    pid, workdir = node.pid, node.repo.parent
     try:
         yield node
     finally:
         node.stop()
+    # Teardown doubles as the lifecycle test: the process is gone and its files removed.
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not workdir.exists(), f"IpfsNode.stop() left {workdir} behind"
 
 
 @pytest.fixture

@@ -31,6 +31,10 @@ def _block_files(store: LocalStore) -> list[Path]:
     return [p for p in (store.root / "blocks").rglob("*") if p.is_file()]
 
 
+def _whole_block_files(store: LocalStore) -> list[Path]:
+    return [p for p in _block_files(store) if not p.name.startswith(".tmp-")]
+
+
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_round_trip_and_cid_parity_with_compute_cid(store: LocalStore, size: int) -> None:
     data = sample(size)
@@ -161,12 +165,12 @@ def test_killed_writer_leaves_only_whole_blocks(store: LocalStore) -> None:
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(store.root)], env=env)  # noqa: S603
     try:
         deadline = time.monotonic() + 30
-        while len(_block_files(store)) < 20 and time.monotonic() < deadline:
+        while len(_whole_block_files(store)) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    files = [p for p in _block_files(store) if not p.name.startswith(".tmp-")]
+    files = _whole_block_files(store)
     assert len(files) >= 20
     for path in files:
         assert path.stat().st_size == CHUNK_SIZE
