@@ -61,8 +61,9 @@ class KuboStore(Store):
     ``timeout`` bounds every request (seconds, per network operation); ``block_timeout`` is how
     long the node may look for a block it does not hold before the read fails with
     :class:`ContentNotFound`; ``has_timeout`` is the same for :meth:`has`, which answers False
-    then. Connection errors are retried ``retries`` times with exponential backoff starting at
-    ``backoff`` seconds; HTTP errors never are. Pass ``client`` to reuse or fake the transport.
+    then; ``connect_timeout`` bounds each connection attempt. Connection errors are retried
+    ``retries`` times with exponential backoff starting at ``backoff`` seconds; HTTP errors
+    never are. Pass ``client`` to reuse or fake the transport.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class KuboStore(Store):
         timeout: float = 30.0,
         block_timeout: float = 10.0,
         has_timeout: float = 1.0,
+        connect_timeout: float = 5.0,
         retries: int = 3,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
@@ -86,6 +88,7 @@ class KuboStore(Store):
         self._timeout = timeout
         self._block_timeout = block_timeout
         self._has_timeout = has_timeout
+        self._connect_timeout = connect_timeout
         self._retries = max(0, retries)
         self._backoff = backoff
         self._sleep = sleep
@@ -126,7 +129,8 @@ class KuboStore(Store):
                 params=params,
                 content=body,
                 headers=headers,
-                timeout=httpx.Timeout(limit),
+                # A blackholed address fails in connect_timeout, not in the read budget.
+                timeout=httpx.Timeout(limit, connect=min(limit, self._connect_timeout)),
             )
             try:
                 return self._client.send(request, stream=True)

@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -145,6 +146,8 @@ class IpfsNode:
         if self._process is not None:
             raise IpfsNodeError("this IPFS node is already running")
         self._workdir = Path(tempfile.mkdtemp(prefix="medrecord-ipfs-"))
+        # A safety net if the caller never reaches stop() (an exit without teardown).
+        atexit.register(self.stop)
         try:
             self._init_repo()
             self._launch()
@@ -221,6 +224,7 @@ class IpfsNode:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the daemon (RPC shutdown, then SIGTERM, then SIGKILL) and remove its files."""
+        atexit.unregister(self.stop)
         process, self._process = self._process, None
         if process is not None:
             if process.poll() is None and self._api_url is not None:

@@ -131,8 +131,8 @@ def test_failed_rename_leaves_no_partial_block_and_the_store_keeps_working(
     monkeypatch.setattr(os, "replace", real_replace)
 
     files = _block_files(store)
-    assert len(files) == 1  # only the block renamed before the failure
-    assert not any(p.name.startswith(".tmp-") for p in files)  # the temp file was removed
+    assert len(files) == 2  # 3 leaves: the one whose rename failed never appeared, nor the root
+    assert not any(p.name.startswith(".tmp-") for p in files)  # the failed temp file is gone
     cid = compute_cid(data)
     assert not store.has(cid)
     assert store.pins() == []
@@ -244,9 +244,10 @@ def test_unwritable_root_is_store_unavailable(tmp_path: Path) -> None:
         LocalStore(blocker / "store")
 
 
-def test_without_fsync_the_store_works_the_same(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writers", [1, 4])
+def test_without_fsync_or_threads_the_store_works_the_same(tmp_path: Path, writers: int) -> None:
     data = sample(2 * CHUNK_SIZE + 1)
-    store = LocalStore(tmp_path, fsync=False)
+    store = LocalStore(tmp_path, fsync=False, writers=writers)
     assert store.get_bytes(store.add(data)) == data
 
 

@@ -236,3 +236,10 @@ def test_dag_pb_leaf_with_inline_data_is_read() -> None:
     block = b"\x0a" + bytes([len(unixfs)]) + unixfs
     root = _hashed(block)
     assert b"".join(iter_verified(root, _reader({root: block}))) == b"abc"
+
+
+def test_kubo_default_empty_file_cidv0_is_read() -> None:
+    # `ipfs add` of an empty file with Kubo's old defaults (CIDv0, dag-pb leaves) gives this CID.
+    root = CID.parse("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")
+    block = b"\x0a\x04\x08\x02\x18\x00"
+    assert list(iter_verified(root, _reader({root: block}))) == []
