@@ -20,13 +20,21 @@ CIDLike = CID | str | bytes
 
 def iter_source(source: Source, read_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield the bytes of ``source`` in pieces, never reading it whole into memory."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        yield bytes(source)
+    if isinstance(source, bytes):
+        yield source
+        return
+    if isinstance(source, bytearray | memoryview):
+        # Copied a chunk at a time: the caller may change a mutable buffer later.
+        view = memoryview(source).cast("B")
+        for start in range(0, len(view), read_size):
+            yield bytes(view[start : start + read_size])
         return
     read = getattr(source, "read", None)
     if callable(read):
         while True:
             piece = read(read_size)
+            if piece is None:  # a non-blocking stream with nothing ready: not an end of file
+                raise TypeError("add needs a blocking binary stream; this one returned None")
             if not piece:
                 return
             if not isinstance(piece, bytes | bytearray | memoryview):
