@@ -1,4 +1,4 @@
-"""Storage test fixtures: sample data and a real js-ipfs node (session-wide, always stopped).
+"""Storage test fixtures: a real js-ipfs node (session-wide, always stopped).
 
 The node tests never skip silently: without the node they fail with what to run. Set
 ``MEDRECORD_SKIP_IPFS=1`` to skip them on purpose (a machine without Node.js, say).
@@ -6,34 +6,14 @@ The node tests never skip silently: without the node they fail with what to run.
 
 from __future__ import annotations
 
-import functools
 import os
-import random
 from collections.abc import Iterator
 
 import pytest
+from storage_support import SKIP_ENV
 
-from medrecord_sdk.storage import CHUNK_SIZE, MAX_LINKS, KuboStore
+from medrecord_sdk.storage import KuboStore
 from medrecord_sdk.testing.ipfs import IpfsNode, IpfsNodeError
-
-SKIP_ENV = "MEDRECORD_SKIP_IPFS"
-
-# The sizes the issue names: empty, one byte, one chunk exactly, one chunk and a byte (two
-# leaves under one node), and one more chunk than a node holds (a second DAG level).
-SIZES = [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, MAX_LINKS * CHUNK_SIZE + 1]
-SIZE_IDS = ["0B", "1B", "chunk", "chunk+1", "two-levels"]
-
-
-def drain(chunks: Iterator[bytes], into: list[bytes]) -> None:
-    """Consume a stream, keeping what it released before failing (for the tamper tests)."""
-    for chunk in chunks:
-        into.append(chunk)
-
-
-@functools.lru_cache(maxsize=8)
-def sample(size: int, seed: int = 0) -> bytes:
-    """Deterministic pseudo-random bytes: the same test data on every run (cached: immutable)."""
-    return random.Random(f"{seed}:{size}").randbytes(size)  # noqa: S311 - test data
 
 
 @pytest.fixture(scope="session")

@@ -52,14 +52,14 @@ def test_missing_install_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path
         find_jsipfs()
 
 
-def test_not_running_node_has_no_address() -> None:
-    node = IpfsNode()
+def test_not_running_node_has_no_address(tmp_path: Path) -> None:
+    node = IpfsNode(binary=_fake_binary(tmp_path))
     with pytest.raises(IpfsNodeError, match="not running"):
         _ = node.api_url
 
 
-def test_stop_without_start_is_harmless() -> None:
-    node = IpfsNode()
+def test_stop_without_start_is_harmless(tmp_path: Path) -> None:
+    node = IpfsNode(binary=_fake_binary(tmp_path))
     node.stop()
     node.stop()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SIZE_IDS, SIZES, sample
+from storage_support import SIZE_IDS, SIZES, sample
 
 from medrecord_sdk.errors import ContentNotFound, IntegrityError, StoreUnavailable
 from medrecord_sdk.storage import CHUNK_SIZE, CID, KuboStore, LocalStore, compute_cid

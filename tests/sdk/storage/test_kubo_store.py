@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import multiformats
 import pytest
-from conftest import drain, sample
+from storage_support import drain, sample
 
 from medrecord_sdk.errors import (
     ContentNotFound,

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SIZE_IDS, SIZES, drain, sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from storage_support import SIZE_IDS, SIZES, drain, sample
 
 import medrecord_sdk
 from medrecord_sdk.errors import ContentNotFound, IntegrityError, StoreUnavailable

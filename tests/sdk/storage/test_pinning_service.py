@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import sample
 from pinning_server import PinningServer
+from storage_support import sample
 
 from medrecord_sdk.errors import ContentNotFound, StorageError, StoreUnavailable
 from medrecord_sdk.storage import (

@@ -12,9 +12,9 @@ import random
 from collections.abc import Callable
 
 import pytest
-from conftest import drain, sample
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from storage_support import drain, sample
 
 from medrecord_sdk.errors import IntegrityError
 from medrecord_sdk.storage import CHUNK_SIZE, CID, DAG_PB, MAX_LINKS, RAW, compute_cid
