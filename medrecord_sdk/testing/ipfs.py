@@ -190,7 +190,8 @@ class IpfsNode:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # an odd byte must not kill the reader and stall the daemon
             start_new_session=True,  # its own process group, so stop() can signal it alone
         )
         self._reader = threading.Thread(
