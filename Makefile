@@ -70,5 +70,19 @@ test-sdk: setup compile ## SDK tests
 test: setup compile lint typecheck ## Everything CI runs: lint, types, contracts on both networks, SDK
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
 
+# IPFS: a real js-ipfs node for the storage tests, in its own npm project (see TOOLCHAIN.md).
+IPFS_STAMP := tools/ipfs/node_modules/.installed
+setup: $(IPFS_STAMP)
+$(IPFS_STAMP): tools/ipfs/package.json tools/ipfs/package-lock.json
+	cd tools/ipfs && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: test-storage bench-storage
+test-storage: setup ## Storage tests only (starts and stops a real js-ipfs node)
+	$(BIN)/python -m pytest tests/sdk/storage -q -p no:ape_test -p no:cacheprovider
+
+bench-storage: setup ## Store and read back 1 GiB in a LocalStore; prints throughput and memory
+	$(BIN)/python bench/store.py --size 1GiB
+
 clean: ## Remove build output (keeps the environment)
 	rm -rf .build .ape/*/subprocess_output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,354 @@
+"""UnixFS files as a balanced DAG: the builder that gives Kubo's and js-ipfs's CIDs, and the reader.
+
+Why our own builder: the CID of a file bigger than one chunk is the hash of a dag-pb tree, not of
+the file, and no Python package builds that tree. Parity with a real node matters because the CID
+goes on-chain and must name the same bytes whether a dApp stored them here, in Kubo or in js-ipfs.
+The parameters are those of ``ipfs add --cid-version=1 --raw-leaves --chunker=size-262144``:
+
+* fixed 256 KiB chunks, each a raw block (codec 0x55); a file of at most one chunk (the empty file
+  included) is that single raw block;
+* above one chunk, dag-pb nodes (codec 0x70) holding UnixFS ``Data{Type: File, filesize,
+  blocksizes}`` and ``Links{Hash, Name: "", Tsize}``, at most 174 links per node;
+* the balanced layout: consecutive groups of 174 links become one parent, level by level, the last
+  (partial) group too, until a single root is left.
+
+The builder streams: it holds one partial chunk and, per tree level, the links still waiting for a
+parent (at most 174 each), so a 1 GiB file needs a few hundred KiB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from medrecord_sdk.errors import IntegrityError, InvalidCID
+from medrecord_sdk.storage._cid import CID, DAG_PB, RAW, decode_varint, encode_varint
+
+CHUNK_SIZE: Final = 262_144
+"""Fixed chunk size, Kubo's ``size-262144`` (and its CIDv1 default)."""
+MAX_LINKS: Final = 174
+"""Links per dag-pb node in Kubo's and js-ipfs's balanced layout."""
+MAX_BLOCK_SIZE: Final = 2 * 1024 * 1024
+"""Largest block the reader accepts: bigger than any block Kubo makes (1 MiB chunks), small enough
+that a hostile store cannot make us buffer an unbounded block."""
+MAX_DEPTH: Final = 16
+"""Deepest DAG the reader walks; 174**16 chunks is far beyond any real file."""
+
+# UnixFS Data.Type values (unixfs.proto).
+UNIXFS_RAW: Final = 0
+UNIXFS_FILE: Final = 2
+
+BlockSink = Callable[[CID, bytes], None]
+"""Receives each finished block, leaves first, the root last."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    cid: CID
+    tsize: int  # the dag-pb Tsize: serialized size of the whole sub-DAG
+    filesize: int  # file bytes under the link: the parent's UnixFS blocksize entry
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def _field_varint(number: int, value: int) -> bytes:
+    return encode_varint(number << 3) + encode_varint(value)
+
+
+def encode_file_node(links: list[_Link]) -> tuple[bytes, int]:
+    """Serialize a UnixFS File node over ``links``; return ``(block, filesize)``.
+
+    dag-pb requires Links (field 2) before Data (field 1) in the bytes, and Kubo writes the empty
+    Name of every link, so both do too: any other byte layout gives another CID.
+    """
+    filesize = sum(link.filesize for link in links)
+    unixfs = bytearray(_field_varint(1, UNIXFS_FILE))
+    unixfs += _field_varint(3, filesize)
+    for link in links:
+        unixfs += _field_varint(4, link.filesize)
+    out = bytearray()
+    for link in links:
+        pblink = (
+            _field_bytes(1, bytes(link.cid)) + _field_bytes(2, b"") + _field_varint(3, link.tsize)
+        )
+        out += _field_bytes(2, pblink)
+    out += _field_bytes(1, bytes(unixfs))
+    return bytes(out), filesize
+
+
+class DagBuilder:
+    """Build the balanced UnixFS DAG of a byte stream, block by block.
+
+    Feed bytes with :meth:`update` in pieces of any size, then call :meth:`finish` for the root
+    CID. Each block goes to ``sink`` as soon as it is complete (``None`` only computes the CID).
+    """
+
+    def __init__(self, sink: BlockSink | None = None) -> None:
+        self._sink = sink
+        self._buffer = bytearray()
+        self._levels: list[list[_Link]] = [[]]
+        self._chunks = 0
+        self._size = 0
+        self._done = False
+
+    @property
+    def size(self) -> int:
+        """File bytes fed so far."""
+        return self._size
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Add the next bytes of the file."""
+        if self._done:
+            raise RuntimeError("DagBuilder.update after finish")
+        view = memoryview(data).cast("B")
+        self._size += len(view)
+        if self._buffer:
+            take = min(CHUNK_SIZE - len(self._buffer), len(view))
+            self._buffer += view[:take]
+            view = view[take:]
+            if len(self._buffer) < CHUNK_SIZE:
+                return
+            self._leaf(bytes(self._buffer))
+            self._buffer.clear()
+        # Whole chunks straight from the caller's buffer: no copy into ours.
+        while len(view) >= CHUNK_SIZE:
+            self._leaf(bytes(view[:CHUNK_SIZE]))
+            view = view[CHUNK_SIZE:]
+        self._buffer += view
+
+    def finish(self) -> CID:
+        """Flush the last chunk and the pending links; return the root CID."""
+        if self._done:
+            raise RuntimeError("DagBuilder.finish called twice")
+        self._done = True
+        if self._buffer or self._chunks == 0:
+            # The last partial chunk; for an empty file, one empty raw block (as both nodes do).
+            self._leaf(bytes(self._buffer))
+            self._buffer.clear()
+        level = 0
+        while True:
+            pending = self._levels[level]
+            above = any(self._levels[level + 1 :])
+            if not above and len(pending) == 1:
+                return pending[0].cid
+            if pending:
+                self._levels[level] = []
+                self._push(level + 1, self._node(pending))
+            level += 1
+
+    def _leaf(self, chunk: bytes) -> None:
+        cid = CID(RAW, hashlib.sha256(chunk).digest())
+        if self._sink is not None:
+            self._sink(cid, chunk)
+        self._chunks += 1
+        self._push(0, _Link(cid, len(chunk), len(chunk)))
+
+    def _node(self, links: list[_Link]) -> _Link:
+        block, filesize = encode_file_node(links)
+        cid = CID(DAG_PB, hashlib.sha256(block).digest())
+        if self._sink is not None:
+            self._sink(cid, block)
+        return _Link(cid, len(block) + sum(link.tsize for link in links), filesize)
+
+    def _push(self, level: int, link: _Link) -> None:
+        # A full group of 174 gets its parent at once: the balanced layout never adds to it again.
+        while True:
+            if level == len(self._levels):
+                self._levels.append([])
+            group = self._levels[level]
+            group.append(link)
+            if len(group) < MAX_LINKS:
+                return
+            self._levels[level] = []
+            link = self._node(group)
+            level += 1
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(slots=True)
+class FileNode:
+    """A decoded dag-pb UnixFS file node."""
+
+    links: list[CID] = field(default_factory=list)
+    data: bytes = b""
+    filesize: int | None = None
+    blocksizes: list[int] = field(default_factory=list)
+
+
+def _read_len(buf: bytes, pos: int) -> tuple[bytes, int]:
+    length, pos = decode_varint(buf, pos)
+    end = pos + length
+    if end > len(buf):
+        raise ValueError("length-delimited field runs past the end of the block")
+    return buf[pos:end], end
+
+
+def decode_dagpb(block: bytes) -> tuple[list[bytes], bytes | None]:
+    """Strictly decode a dag-pb block into (link hashes, Data), per the dag-pb spec.
+
+    Strict because the bytes may come from an untrusted store: unknown fields, wrong wire types,
+    a link without Hash, or Data before Links are refused rather than guessed at.
+    """
+    links: list[bytes] = []
+    data: bytes | None = None
+    pos = 0
+    while pos < len(block):
+        key, pos = decode_varint(block, pos)
+        if key == 0x12:
+            if data is not None:
+                raise ValueError("dag-pb Links after Data")
+            raw_link, pos = _read_len(block, pos)
+            links.append(_decode_pblink(raw_link))
+        elif key == 0x0A:
+            if data is not None:
+                raise ValueError("dag-pb Data appears twice")
+            data, pos = _read_len(block, pos)
+        else:
+            raise ValueError(f"unexpected dag-pb field key 0x{key:x}")
+    return links, data
+
+
+def _decode_pblink(buf: bytes) -> bytes:
+    pos = 0
+    cid: bytes | None = None
+    last = 0
+    while pos < len(buf):
+        key, pos = decode_varint(buf, pos)
+        number = key >> 3
+        if number <= last:
+            raise ValueError("dag-pb link fields out of order or repeated")
+        last = number
+        if key == 0x0A:
+            cid, pos = _read_len(buf, pos)
+        elif key == 0x12:
+            _, pos = _read_len(buf, pos)
+        elif key == 0x18:
+            _, pos = decode_varint(buf, pos)
+        else:
+            raise ValueError(f"unexpected dag-pb link field key 0x{key:x}")
+    if cid is None:
+        raise ValueError("dag-pb link without Hash")
+    return cid
+
+
+def decode_file_node(block: bytes) -> FileNode:
+    """Decode a dag-pb block holding a UnixFS File (or legacy Raw) node."""
+    raw_links, data = decode_dagpb(block)
+    if data is None:
+        raise ValueError("dag-pb node has no UnixFS Data")
+    node = FileNode(links=[CID.from_bytes(link) for link in raw_links])
+    kind: int | None = None
+    pos = 0
+    while pos < len(data):
+        key, pos = decode_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = decode_varint(data, pos)
+            if number == 1:
+                kind = value
+            elif number == 3:
+                node.filesize = value
+            elif number == 4:
+                node.blocksizes.append(value)
+        elif wire == 2:
+            payload, pos = _read_len(data, pos)
+            if number == 2:
+                node.data = payload
+            elif number == 4:  # packed blocksizes, as some encoders write them
+                sub = 0
+                while sub < len(payload):
+                    value, sub = decode_varint(payload, sub)
+                    node.blocksizes.append(value)
+        else:
+            raise ValueError(f"unsupported UnixFS wire type {wire}")
+    if kind not in (UNIXFS_FILE, UNIXFS_RAW):
+        raise ValueError(f"UnixFS node of type {kind} is not a file (a directory or symlink?)")
+    return node
+
+
+def child_cids(cid: CID, block: bytes) -> list[CID]:
+    """The CIDs a block links to (none for a raw block)."""
+    if cid.codec == RAW:
+        return []
+    return decode_file_node(block).links
+
+
+def verify_block(cid: CID, block: bytes) -> None:
+    """Raise :class:`IntegrityError` unless ``block`` hashes to ``cid``.
+
+    Threat model: the store (a disk another process can write, a remote node, a proxy in the
+    middle) is untrusted; the CID is trusted because it comes from the chain or from our own
+    builder. sha2-256 is collision- and second-preimage-resistant, so bytes that hash to the
+    CID's digest are the bytes that were added; anything else is refused before any byte of it
+    reaches the caller. Not covered here: whether the CID itself is the right one (the caller
+    also checks the on-chain ``contentHash``) and availability (a store may withhold blocks).
+    """
+    if len(block) > MAX_BLOCK_SIZE:
+        raise IntegrityError(f"block {cid} is {len(block)} bytes, above the {MAX_BLOCK_SIZE} limit")
+    if hashlib.sha256(block).digest() != cid.digest:
+        raise IntegrityError(
+            f"block {cid} does not hash to its CID: the store returned tampered or corrupted "
+            "bytes; do not use them, fetch the content from another store"
+        )
+
+
+def iter_verified(root: CID, fetch: Callable[[CID], bytes]) -> Iterator[bytes]:
+    """Stream the file bytes under ``root``, verifying every block before releasing its bytes.
+
+    Threat model: ``fetch`` is untrusted (see :func:`verify_block`); only ``root`` is trusted.
+    Each block is checked against the CID it was reached by, which the verified parent committed
+    to, so the whole tree is authenticated by the root, and a chunk is yielded only after its own
+    hash matched: a caller that stops at the first error has consumed verified bytes only. On top
+    of hashes, the walk refuses blocks above :data:`MAX_BLOCK_SIZE`, trees deeper than
+    :data:`MAX_DEPTH`, nodes that are not UnixFS files, and nodes whose sizes contradict their
+    children (an honest builder never makes one; a hostile one could, with valid hashes). The
+    walk is iterative, holding one list of links per level.
+    """
+    stack: list[Iterator[tuple[CID, int | None]]] = [iter([(root, None)])]
+    while stack:
+        try:
+            cid, expected = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        block = fetch(cid)
+        verify_block(cid, block)
+        if cid.codec == RAW:
+            if expected is not None and expected != len(block):
+                raise IntegrityError(f"raw block {cid} is not the size its parent declares")
+            if block:
+                yield block
+            continue
+        try:
+            node = decode_file_node(block)
+        except (ValueError, InvalidCID) as exc:
+            raise IntegrityError(
+                f"block {cid} is not a UnixFS file node we can read: {exc}"
+            ) from exc
+        _check_sizes(cid, node, expected)
+        if node.data:
+            yield node.data
+        if node.links:
+            if len(stack) > MAX_DEPTH:
+                raise IntegrityError(f"DAG under {root} is deeper than {MAX_DEPTH} levels")
+            stack.append(iter(zip(node.links, node.blocksizes, strict=True)))
+
+
+def _check_sizes(cid: CID, node: FileNode, expected: int | None) -> None:
+    if node.links and len(node.blocksizes) != len(node.links):
+        raise IntegrityError(
+            f"node {cid} has {len(node.links)} links but {len(node.blocksizes)} sizes"
+        )
+    total = len(node.data) + sum(node.blocksizes)
+    if node.filesize is not None and node.filesize != total:
+        raise IntegrityError(
+            f"node {cid} declares {node.filesize} bytes but its parts hold {total}"
+        )
+    if expected is not None and expected != total:
+        raise IntegrityError(f"node {cid} is not the size its parent declares")
