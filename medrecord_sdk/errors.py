@@ -11,7 +11,8 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     ├── ConsentError                           the registry says no
     │   ├── ConsentDenied (PermissionError)    no active consent for that category/purpose/action
     │   ├── ConsentExpired (PermissionError)
-    │   └── RecipientKeyMissing (LookupError)  the grantee has not published an encryption key
+    │   ├── RecipientKeyMissing (LookupError)  the grantee has not published an encryption key
+    │   └── KeyNotShared (LookupError)         no key of that record was released to you
     ├── CryptoError
     │   ├── DecryptionError (ValueError)       tampered, truncated or reordered ciphertext
     │   ├── WrongKeyError (ValueError)         the key does not open this envelope
@@ -26,6 +27,8 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     └── ChainError
         ├── ContractRevert                     a decoded custom error from a contract
         ├── TransactionFailed (RuntimeError)   mined but failed, or could not be sent
+        │   └── AnchorFailed                   a record was not anchored; its upload was unpinned
+        ├── RecordUnavailable (LookupError)    the record is erased or retracted
         └── DeploymentNotFound (LookupError)   no manifest for this chain id
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AnchorFailed",
     "ChainError",
     "ConfigurationError",
     "ConsentDenied",
@@ -48,9 +52,11 @@ __all__ = [
     "IntegrityError",
     "InvalidCID",
     "InvalidKeyError",
+    "KeyNotShared",
     "KeystoreError",
     "MedRecordError",
     "RecipientKeyMissing",
+    "RecordUnavailable",
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
@@ -86,6 +92,10 @@ class RecipientKeyMissing(ConsentError, LookupError):
 
 
 # ---------------------------------------------------------------- crypto
+
+
+class KeyNotShared(ConsentError, LookupError):
+    """No data key of this record was released to this account (or to its current key)."""
 
 
 class CryptoError(MedRecordError):
@@ -158,6 +168,21 @@ class ContractRevert(ChainError):
 
 class TransactionFailed(ChainError, RuntimeError):
     """A transaction could not be sent, or was mined and failed without a decodable reason."""
+
+
+class AnchorFailed(TransactionFailed):
+    """Anchoring a record failed; what was uploaded for it has been unpinned.
+
+    ``cause`` is the underlying error (often a :class:`ContractRevert`), also ``__cause__``.
+    """
+
+    def __init__(self, message: str, cause: BaseException) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class RecordUnavailable(ChainError, LookupError):
+    """The record is erased or retracted: its key is no longer released and it is not served."""
 
 
 class DeploymentNotFound(ChainError, LookupError):

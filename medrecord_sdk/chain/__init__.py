@@ -15,6 +15,8 @@ from ._deployment import (
     DeployStep,
 )
 from ._embedded import DEVNET_MNEMONIC, EmbeddedChain, advance_time, devnet_accounts
+from ._escrow import EnrollmentStatus, Study, StudyEscrow
+from ._records import KeyShare, Record, RecordRegistry, RecordStatus, SignedAddRecord
 from ._token import DataShareToken, PermitSignature
 from ._tx import Signer, TxResult
 
@@ -37,10 +39,18 @@ __all__ = [
     "DeployStep",
     "DeploymentManifest",
     "EmbeddedChain",
+    "EnrollmentStatus",
+    "KeyShare",
     "PermitSignature",
+    "Record",
+    "RecordRegistry",
+    "RecordStatus",
+    "SignedAddRecord",
     "SignedGrant",
     "SignedRevoke",
     "Signer",
+    "Study",
+    "StudyEscrow",
     "TxResult",
     "advance_time",
     "decode_event",

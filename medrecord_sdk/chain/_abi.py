@@ -21,7 +21,15 @@ from ..errors import ContractRevert
 from ._artifacts import load_artifact
 from ._deployment import DEPLOY_PLAN
 
-__all__ = ["DecodedEvent", "decode_event", "decode_revert", "error_registry", "event_registry"]
+__all__ = [
+    "DecodedEvent",
+    "decode_event",
+    "decode_revert",
+    "error_registry",
+    "event_registry",
+    "event_topic",
+    "topic_for",
+]
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -87,6 +95,21 @@ def event_registry() -> dict[bytes, _Signature]:
                 tuple(bool(i.get("indexed")) for i in inputs),
             )
     return registry
+
+
+def event_topic(name: str) -> bytes:
+    """Topic 0 of the MedRecord event called ``name``."""
+    for topic, signature in event_registry().items():
+        if signature.name == name:
+            return topic
+    raise KeyError(f"no MedRecord event is called {name}")
+
+
+def topic_for(value: int | str) -> bytes:
+    """An indexed uint256 or address argument as the 32-byte topic the node filters on."""
+    if isinstance(value, str):
+        return bytes(12) + bytes(HexBytes(value))
+    return value.to_bytes(32, "big")
 
 
 def _normalise(value: Any, abi_type: str) -> Any:

@@ -60,6 +60,8 @@ class AuditReader:
     start_block: int = 0
     window: int = 5_000
     reorg_depth: int = 12
+    topics: Sequence[bytes | list[bytes] | None] | None = None
+    """An eth_getLogs topic filter (topic 0 = event signature), applied by the node."""
     calls: int = field(default=0, init=False)
 
     def read(
@@ -126,6 +128,13 @@ class AuditReader:
             "toBlock": to_block,
             "address": [Web3.to_checksum_address(a) for a in self.addresses],
         }
+        if self.topics is not None:
+            params["topics"] = [
+                [HexBytes(t) for t in topic]
+                if isinstance(topic, list)
+                else (None if topic is None else HexBytes(topic))
+                for topic in self.topics
+            ]
         return list(self.w3.eth.get_logs(params))
 
     @staticmethod

@@ -100,6 +100,7 @@ __all__ = [
     "decrypt_file",
     "decrypt_iter",
     "decrypt_stream",
+    "decrypt_to_file",
     "encrypt_bytes",
     "encrypt_iter",
     "encrypt_stream",
@@ -665,7 +666,22 @@ def decrypt_file(
     *,
     expected_content_hash: bytes | None = None,
 ) -> DecryptInfo:
-    """Decrypt a file into *dst_path* all-or-nothing.
+    """Decrypt a file into *dst_path* all-or-nothing (see :func:`decrypt_to_file`)."""
+    with open(src_path, "rb") as src:
+        return decrypt_to_file(
+            src, dst_path, data_key, context, expected_content_hash=expected_content_hash
+        )
+
+
+def decrypt_to_file(
+    source: Source,
+    dst_path: str | os.PathLike[str],
+    data_key: bytes,
+    context: RecordContext | None = None,
+    *,
+    expected_content_hash: bytes | None = None,
+) -> DecryptInfo:
+    """Decrypt any source (a file, or a store's verified stream) into *dst_path* all-or-nothing.
 
     Writes to a temporary file (mode 0600: it holds health data) in the destination's
     directory and renames it over *dst_path* only after the last tag and the optional content
@@ -674,9 +690,9 @@ def decrypt_file(
     dst = Path(dst_path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent)
     try:
-        with os.fdopen(fd, "wb") as out, open(src_path, "rb") as src:
+        with os.fdopen(fd, "wb") as out:
             info = decrypt_stream(
-                src, out, data_key, context, expected_content_hash=expected_content_hash
+                source, out, data_key, context, expected_content_hash=expected_content_hash
             )
             out.flush()
             os.fsync(out.fileno())

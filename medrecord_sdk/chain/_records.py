@@ -1,0 +1,217 @@
+"""Typed wrapper of the RecordRegistry: record pointers, versions, key release, erasure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from ..vocabulary import Category, Purpose
+from ._base import ContractWrapper
+from ._tx import Signer, TxResult
+
+__all__ = ["KeyShare", "Record", "RecordRegistry", "RecordStatus", "SignedAddRecord"]
+
+
+class RecordStatus(IntEnum):
+    """A record's life-cycle, numbered as the contract numbers it."""
+
+    NONE = 0
+    ACTIVE = 1
+    AMENDED = 2
+    RETRACTED = 3
+    ERASED = 4
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record pointer as the registry stores it. No health data: a CID and hashes."""
+
+    id: int
+    patient: str
+    author: str
+    cid_digest: bytes
+    cid_codec: int
+    content_hash: bytes
+    category: Category
+    created_at: int
+    supersedes: int
+    status: RecordStatus
+
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any]) -> Record:
+        return cls(
+            id=int(raw[0]),
+            patient=str(raw[1]),
+            author=str(raw[2]),
+            cid_digest=bytes(raw[3]),
+            cid_codec=int(raw[4]),
+            content_hash=bytes(raw[5]),
+            category=Category(int(raw[6])),
+            created_at=int(raw[7]),
+            supersedes=int(raw[8]),
+            status=RecordStatus(int(raw[9])),
+        )
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    """One key release: the data key of ``record_id`` wrapped for ``grantee``."""
+
+    record_id: int
+    grantee: str
+    purpose: Purpose
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True)
+class SignedAddRecord:
+    """An addRecord the patient signed off-chain, for a relayer to submit."""
+
+    patient: str
+    cid_digest: bytes
+    cid_codec: int
+    content_hash: bytes
+    category: int
+    supersedes: int
+    deadline: int
+    signature: bytes
+
+
+_ADD_RECORD_TYPE = [
+    {"name": "patient", "type": "address"},
+    {"name": "cidDigest", "type": "bytes32"},
+    {"name": "cidCodec", "type": "uint16"},
+    {"name": "contentHash", "type": "bytes32"},
+    {"name": "category", "type": "uint8"},
+    {"name": "supersedes", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+class RecordRegistry(ContractWrapper):
+    """Pointers to encrypted records on IPFS, their versions and statuses, and key release."""
+
+    CONTRACT = "RecordRegistry"
+
+    # ------------------------------------------------------------ reads
+
+    def get_record(self, record_id: int) -> Record:
+        return Record.from_tuple(self._call("getRecord", record_id))
+
+    def record_count(self, patient: str) -> int:
+        return int(self._call("recordCount", patient))
+
+    def records_of(self, patient: str, offset: int = 0, limit: int = 100) -> list[Record]:
+        return [Record.from_tuple(r) for r in self._call("recordsOf", patient, offset, limit)]
+
+    def nonces(self, owner: str) -> int:
+        return int(self._call("nonces", owner))
+
+    def max_batch_size(self) -> int:
+        return int(self._call("MAX_BATCH_SIZE"))
+
+    # ------------------------------------------------------------ writes
+
+    def add_record(
+        self,
+        patient: str,
+        cid_digest: bytes,
+        cid_codec: int,
+        content_hash: bytes,
+        category: Category,
+        supersedes: int = 0,
+        *,
+        signer: Signer | None = None,
+    ) -> TxResult:
+        """Anchors a record; the new id is in the result's ``RecordAdded`` event."""
+        return self._send(
+            "addRecord",
+            patient,
+            cid_digest,
+            int(cid_codec),
+            content_hash,
+            int(category),
+            int(supersedes),
+            signer=signer,
+        )
+
+    def sign_add_record(
+        self,
+        patient: LocalAccount,
+        cid_digest: bytes,
+        cid_codec: int,
+        content_hash: bytes,
+        category: Category,
+        supersedes: int,
+        deadline: int,
+    ) -> SignedAddRecord:
+        """The patient signs an addRecord off-chain (no ETH needed); anyone may relay it."""
+        domain = {
+            "name": "MedRecord RecordRegistry",
+            "version": "1",
+            "chainId": self.w3.eth.chain_id,
+            "verifyingContract": self.address,
+        }
+        message = {
+            "patient": patient.address,
+            "cidDigest": cid_digest,
+            "cidCodec": int(cid_codec),
+            "contentHash": content_hash,
+            "category": int(category),
+            "supersedes": int(supersedes),
+            "nonce": self.nonces(patient.address),
+            "deadline": deadline,
+        }
+        signed = patient.sign_typed_data(domain, {"AddRecord": _ADD_RECORD_TYPE}, message)
+        return SignedAddRecord(
+            str(patient.address),
+            cid_digest,
+            int(cid_codec),
+            content_hash,
+            int(category),
+            int(supersedes),
+            deadline,
+            bytes(signed.signature),
+        )
+
+    def add_record_by_sig(
+        self, signed: SignedAddRecord, *, signer: Signer | None = None
+    ) -> TxResult:
+        return self._send(
+            "addRecordBySig",
+            signed.patient,
+            signed.cid_digest,
+            signed.cid_codec,
+            signed.content_hash,
+            signed.category,
+            signed.supersedes,
+            signed.deadline,
+            signed.signature,
+            signer=signer,
+        )
+
+    def share_key(self, share: KeyShare, *, signer: Signer | None = None) -> TxResult:
+        return self._send(
+            "shareKey",
+            share.record_id,
+            share.grantee,
+            int(share.purpose),
+            share.wrapped_key,
+            signer=signer,
+        )
+
+    def share_keys(self, shares: Sequence[KeyShare], *, signer: Signer | None = None) -> TxResult:
+        """Releases several keys in one transaction; all or nothing."""
+        batch = [(s.record_id, s.grantee, int(s.purpose), s.wrapped_key) for s in shares]
+        return self._send("shareKeys", batch, signer=signer)
+
+    def retract_record(self, record_id: int, *, signer: Signer | None = None) -> TxResult:
+        return self._send("retractRecord", record_id, signer=signer)
+
+    def erase_record(self, record_id: int, *, signer: Signer | None = None) -> TxResult:
+        return self._send("eraseRecord", record_id, signer=signer)

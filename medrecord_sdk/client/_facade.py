@@ -1,0 +1,263 @@
+"""The MedRecord facade: one object that knows the chain, the contracts, the store and the time.
+
+Build it with :meth:`MedRecord.embedded` (an in-process chain with the contracts deployed and a
+local content-addressed store, ready in one call) or :meth:`MedRecord.connect` (any JSON-RPC
+URL or ape network, a deployment manifest, any store). Then take an actor's view:
+``mr.patient(account, keypair)``, ``mr.provider(...)``, ``mr.researcher(...)``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from ..chain import (
+    AuditReader,
+    ConsentRegistry,
+    DataShareToken,
+    DecodedEvent,
+    DeploymentManifest,
+    EmbeddedChain,
+    RecordRegistry,
+    Signer,
+    StudyEscrow,
+    advance_time,
+    deploy_contracts,
+)
+from ..chain._abi import event_topic, topic_for
+from ..config import Settings
+from ..crypto import KeyPair
+from ..errors import ConfigurationError
+from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
+from ._audit import AuditEntry, audit_entry
+
+if TYPE_CHECKING:
+    from ._actors import Patient, Provider, Researcher
+
+__all__ = ["MedRecord"]
+
+
+class MedRecord:
+    """The chain, the deployed contracts and a store, shared by every actor built from it."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        manifest: DeploymentManifest,
+        store: Store,
+        *,
+        keys_dir: Path | None = None,
+        accounts: list[LocalAccount] | None = None,
+        _owned: list[object] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.manifest = manifest
+        self.store = store
+        self.keys_dir = keys_dir
+        self.accounts = accounts or []
+        self._owned = _owned or []
+        if manifest.chain_id != int(w3.eth.chain_id):
+            raise ConfigurationError(
+                f"the manifest is for chain {manifest.chain_id} but the node is chain "
+                f"{w3.eth.chain_id}; pass the manifest of this chain"
+            )
+        self.consent = ConsentRegistry(w3, manifest.address_of("ConsentRegistry"))
+        self.records = RecordRegistry(w3, manifest.address_of("RecordRegistry"))
+        self.token = DataShareToken(w3, manifest.address_of("DataShareToken"))
+        self.escrow = StudyEscrow(w3, manifest.address_of("StudyEscrow"))
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def embedded(cls, store_dir: Path | None = None, *, token_cap: int = 0) -> MedRecord:
+        """An in-process chain with every contract deployed and a LocalStore, in one call.
+
+        The store lives in ``store_dir``, or in a temporary directory removed by :meth:`close`.
+        ``accounts`` holds the ten funded devnet accounts; ``accounts[0]`` deployed and holds
+        the token's minter role.
+        """
+        chain = EmbeddedChain()
+        owned: list[object] = []
+        if store_dir is None:
+            tmp = tempfile.TemporaryDirectory(prefix="medrecord-")
+            owned.append(tmp)
+            store_dir = Path(tmp.name)
+        manifest = deploy_contracts(
+            Signer(chain.w3, chain.accounts[0]), network="embedded", token_cap=token_cap
+        )
+        store = LocalStore(store_dir / "store")
+        return cls(
+            chain.w3,
+            manifest,
+            store,
+            keys_dir=store_dir / "keys",
+            accounts=chain.accounts,
+            _owned=owned,
+        )
+
+    @classmethod
+    def connect(
+        cls,
+        rpc_url: str | None = None,
+        *,
+        network: str | None = None,
+        manifest: DeploymentManifest | Path | None = None,
+        store: Store | None = None,
+        settings: Settings | None = None,
+    ) -> MedRecord:
+        """Connects to a running chain whose contracts are described by a deployment manifest.
+
+        ``rpc_url`` is any JSON-RPC endpoint; ``network`` an ape network choice such as
+        ``ethereum:local:foundry`` (needs ape installed and a provider it can start or reach).
+        The manifest is given, or read from ``settings.deployments_dir`` by the node's chain id.
+        The store is given, or built from ``settings`` (local directory, Kubo, pinning service).
+        """
+        settings = settings or Settings()
+        rpc_url = rpc_url or settings.rpc_url
+        if network is not None:
+            w3 = _web3_from_ape(network)
+        elif rpc_url is not None:
+            w3 = Web3(
+                Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": settings.request_timeout})
+            )
+        else:
+            raise ConfigurationError(
+                "connect() needs rpc_url= (or MEDRECORD_RPC_URL) or network=; "
+                "for a chain in this process use MedRecord.embedded()"
+            )
+        if not w3.is_connected():
+            raise ConfigurationError(f"no JSON-RPC node answers at {rpc_url or network}")
+        if isinstance(manifest, Path):
+            manifest = DeploymentManifest.load(manifest)
+        elif manifest is None:
+            manifest = (
+                DeploymentManifest.load(settings.manifest)
+                if settings.manifest
+                else DeploymentManifest.for_chain(int(w3.eth.chain_id), settings.deployments_dir)
+            )
+        return cls(w3, manifest, store or store_from_settings(settings), keys_dir=settings.keys_dir)
+
+    # ------------------------------------------------------------ actors
+
+    def patient(self, account: LocalAccount, keypair: KeyPair | None = None) -> Patient:
+        from ._actors import Patient
+
+        return Patient(self, account, keypair or KeyPair.generate())
+
+    def provider(self, account: LocalAccount, keypair: KeyPair | None = None) -> Provider:
+        from ._actors import Provider
+
+        return Provider(self, account, keypair or KeyPair.generate())
+
+    def researcher(self, account: LocalAccount, keypair: KeyPair | None = None) -> Researcher:
+        from ._actors import Researcher
+
+        return Researcher(self, account, keypair or KeyPair.generate())
+
+    def signer(self, account: LocalAccount) -> Signer:
+        return Signer(self.w3, account)
+
+    # ------------------------------------------------------------ time and audit
+
+    @property
+    def chain_id(self) -> int:
+        return self.manifest.chain_id
+
+    def now(self) -> int:
+        """The latest block's timestamp: the clock every contract rule uses."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_time(self, seconds: int) -> int:
+        """Moves a local chain's clock (embedded, Anvil, Hardhat); tests never sleep."""
+        return advance_time(self.w3, seconds)
+
+    def _reader(self, topics: list[bytes | list[bytes] | None] | None = None) -> AuditReader:
+        addresses = [d.address for d in self.manifest.contracts.values()]
+        return AuditReader(
+            self.w3, addresses, start_block=self.manifest.deploy_block, topics=topics
+        )
+
+    def events(self, topics: list[bytes | list[bytes] | None] | None = None) -> list[DecodedEvent]:
+        """Every MedRecord event since deployment (optionally filtered by topics), in order."""
+        return self._reader(topics).read().events
+
+    def audit_trail(
+        self, *, patient: str | None = None, record_id: int | None = None
+    ) -> list[AuditEntry]:
+        """Who did what: the typed audit trail of a patient, of a record, or of everything."""
+        events: Iterator[DecodedEvent] = iter(self.events())
+        if patient is not None:
+            wanted = Web3.to_checksum_address(patient)
+            events = (e for e in events if e.args.get("patient") == wanted)
+        if record_id is not None:
+            events = (e for e in events if e.args.get("recordId") == record_id)
+        return [audit_entry(e) for e in events]
+
+    def key_shares(self, record_id: int, grantee: str) -> list[DecodedEvent]:
+        """The KeyShared events of one record toward one grantee, oldest first."""
+        topics: list[bytes | list[bytes] | None] = [
+            event_topic("KeyShared"),
+            topic_for(record_id),
+            None,
+            topic_for(Web3.to_checksum_address(grantee)),
+        ]
+        return self.events(topics)
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Closes the store and removes what :meth:`embedded` created for itself."""
+        self.store.close()
+        for item in self._owned:
+            cleanup = getattr(item, "cleanup", None)
+            if cleanup is not None:
+                cleanup()
+        self._owned.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def store_from_settings(settings: Settings) -> Store:
+    """The store ``settings`` describe."""
+    if settings.store == "local":
+        return LocalStore(settings.store_path)
+    kubo = KuboStore(settings.ipfs_api, timeout=settings.request_timeout)
+    if settings.store == "kubo":
+        return kubo
+    if settings.pinning_endpoint is None or settings.pinning_token is None:
+        raise ConfigurationError(
+            "store = 'pinning' needs MEDRECORD_PINNING_ENDPOINT and MEDRECORD_PINNING_TOKEN"
+        )
+    return PinningServiceStore(
+        settings.pinning_endpoint,
+        settings.pinning_token.get_secret_value(),
+        content_store=kubo,
+    )
+
+
+def _web3_from_ape(network: str) -> Web3:
+    """The web3 of an ape network (imported lazily: the SDK never needs ape otherwise)."""
+    try:
+        from ape import networks  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError(
+            "network= needs eth-ape installed (pip install eth-ape); or pass rpc_url="
+        ) from exc
+    context = networks.parse_network_choice(network)
+    provider = context.__enter__()
+    return provider.web3  # type: ignore[no-any-return]
