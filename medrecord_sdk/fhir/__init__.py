@@ -36,6 +36,7 @@ from ._mapping import (
 from ._resources import (
     DEFAULT_VERSION,
     FhirVersion,
+    JsonNumber,
     ParsedResource,
     canonical_json,
     load_json,
@@ -59,6 +60,7 @@ __all__ = [
     "FhirVersion",
     "GrantRequest",
     "InvalidResource",
+    "JsonNumber",
     "MappingRule",
     "ParsedResource",
     "UnmappedResource",

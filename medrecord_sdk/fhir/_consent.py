@@ -41,11 +41,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
-
 from ..errors import InvalidResource, UnsupportedConsent
 from ..vocabulary import Action, Category, Purpose
 from ._mapping import CATEGORY_SYSTEM, category_code, category_from_code
+from ._resources import run_validator
 
 if TYPE_CHECKING:
     from ..chain import Consent
@@ -300,15 +299,10 @@ def _validated(
     # R4 has no package of its own in fhir.resources; R4B's Consent has R4's shape.
     package = "fhir.resources" if version == "R5" else "fhir.resources.R4B"
     model: Any = importlib.import_module(f"{package}.consent").Consent
-    try:
-        return model.model_validate_json(raw) if raw is not None else model.model_validate(resource)
-    except ValidationError as exc:
-        label = "R5" if version == "R5" else "R4 (validated as R4B)"
-        raise InvalidResource(
-            f"invalid FHIR {label} Consent: {exc}",
-            resource_type="Consent",
-            validator_message=str(exc),
-        ) from exc
+    label = "R5" if version == "R5" else "R4 (validated as R4B)"
+    if raw is not None:
+        return run_validator(model.model_validate_json, raw, label, "Consent")
+    return run_validator(model.model_validate, resource, label, "Consent")
 
 
 # ------------------------------------------------------------------ import

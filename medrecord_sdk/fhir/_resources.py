@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from ._mapping import category_code, classify
 __all__ = [
     "DEFAULT_VERSION",
     "FhirVersion",
+    "JsonNumber",
     "ParsedResource",
     "canonical_json",
     "load_json",
@@ -39,10 +40,18 @@ FhirVersion = Literal["R5", "R4B"]
 DEFAULT_VERSION: FhirVersion = "R5"
 
 
-class _Number(str):
-    """A JSON number kept as the text it was written as, so a re-serialisation keeps ``6.10``."""
+@dataclass(frozen=True)
+class JsonNumber:
+    """A JSON number kept as the text it was written as, so a re-serialisation keeps ``6.10``.
 
-    __slots__ = ()
+    Not a ``str`` (nor a ``float``) on purpose: code that looks for strings or numbers in the
+    data must not mistake it for either; ``str()`` gives the text.
+    """
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -63,15 +72,15 @@ def _not_json(token: str) -> Any:
 def load_json(raw: bytes | str) -> Any:
     """Parses JSON strictly: no duplicate keys, no NaN/Infinity, numbers kept as written.
 
-    Numbers come back as ``str`` subclasses holding their original text; :func:`canonical_json`
+    Numbers come back as :class:`JsonNumber` holding their original text; :func:`canonical_json`
     writes them back unchanged. Raises :class:`InvalidResource` on malformed input.
     """
     try:
         return json.loads(
             raw,
             object_pairs_hook=_no_duplicates,
-            parse_float=_Number,
-            parse_int=_Number,
+            parse_float=JsonNumber,
+            parse_int=JsonNumber,
             parse_constant=_not_json,
         )
     except (ValueError, UnicodeDecodeError) as exc:
@@ -90,8 +99,8 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _canonical(value: Any) -> str:
-    if isinstance(value, _Number):
-        return str.__str__(value)
+    if isinstance(value, JsonNumber):
+        return value.text
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, str):
@@ -134,15 +143,32 @@ def _validate(raw: bytes, data: Any, version: FhirVersion) -> tuple[str, Any]:
     if not isinstance(resource_type, str) or not resource_type:
         raise InvalidResource("not a FHIR resource: it has no resourceType")
     cls = _model_class(resource_type, version)
+    return resource_type, run_validator(cls.model_validate_json, raw, version, resource_type)
+
+
+def run_validator(
+    validate: Callable[[Any], Any], value: Any, label: str, resource_type: str
+) -> Any:
+    """Runs a ``fhir.resources`` validator, turning each of its failures into InvalidResource.
+
+    Not every failure is a pydantic ValidationError: an unknown resourceType nested in a
+    Bundle entry or in ``contained`` raises KeyError (``'FooType'``) from the model lookup.
+    """
     try:
-        model = cls.model_validate_json(raw)
+        return validate(value)
     except ValidationError as exc:
-        raise InvalidResource(
-            f"invalid FHIR {version} {resource_type}: {exc}",
-            resource_type=resource_type,
-            validator_message=str(exc),
-        ) from exc
-    return resource_type, model
+        message = str(exc)
+    except KeyError as exc:
+        name = str(exc.args[0]) if exc.args else ""
+        name = name.removesuffix("Type")
+        message = f"a nested resource has resourceType {name!r}, which is not a FHIR {label} type"
+    except (ValueError, TypeError, AttributeError) as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    raise InvalidResource(
+        f"invalid FHIR {label} {resource_type}: {message}",
+        resource_type=resource_type,
+        validator_message=message,
+    )
 
 
 def _as_bytes(raw: bytes | str) -> bytes:
