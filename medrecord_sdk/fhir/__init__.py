@@ -30,6 +30,7 @@ from ._mapping import (
     category_code,
     category_from_code,
     classify,
+    infer_category,
     mapping_markdown,
     mapping_rows,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "consent_to_fhir",
     "fhir_cli",
     "fhir_to_grant",
+    "infer_category",
     "load_json",
     "mapping_markdown",
     "mapping_rows",

@@ -490,7 +490,12 @@ def fhir_to_grant(
     now = int(time.time()) if now is None else now
 
     _refuse_keys(
-        data, "Consent", {"modifierExtension": _PROVISION_UNSUPPORTED["modifierExtension"]}
+        data,
+        "Consent",
+        {
+            "modifierExtension": _PROVISION_UNSUPPORTED["modifierExtension"],
+            "implicitRules": "rules the SDK cannot know may change the meaning; remove them",
+        },
     )
     if data.get("status") != "active":
         raise UnsupportedConsent(

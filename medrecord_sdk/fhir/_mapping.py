@@ -32,6 +32,7 @@ __all__ = [
     "category_code",
     "category_from_code",
     "classify",
+    "infer_category",
     "mapping_markdown",
     "mapping_rows",
 ]
@@ -397,6 +398,19 @@ def _tagged(resource: Mapping[str, Any]) -> Category | None:
     return found.pop() if found else None
 
 
+def infer_category(resource: Mapping[str, Any]) -> tuple[Category, str] | None:
+    """The category a MedRecord tag or the table gives ``resource``, and why; ``None`` when
+    nothing matches. A malformed MedRecord tag still raises :class:`UnmappedResource`."""
+    tagged = _tagged(resource)
+    if tagged is not None:
+        return tagged, f"meta.tag {CATEGORY_SYSTEM}"
+    for rule in MAPPING:
+        why = rule.match(resource)
+        if why is not None:
+            return rule.category, why
+    return None
+
+
 def classify(
     resource: Mapping[str, Any], *, category: Category | None = None
 ) -> tuple[Category, str]:
@@ -408,14 +422,10 @@ def classify(
     """
     if category is not None:
         return Category(category), "given explicitly"
-    tagged = _tagged(resource)
-    if tagged is not None:
-        return tagged, f"meta.tag {CATEGORY_SYSTEM}"
+    found = infer_category(resource)
+    if found is not None:
+        return found
     resource_type = str(resource.get("resourceType"))
-    for rule in MAPPING:
-        why = rule.match(resource)
-        if why is not None:
-            return rule.category, why
     raise UnmappedResource(
         f"no MedRecord category follows from this {resource_type}: pass the category "
         f"explicitly (category=Category.X, or --category in the CLI), or add a meta.tag with "

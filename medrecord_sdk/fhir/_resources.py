@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidResource, UnmappedResource
 from ..vocabulary import Category
-from ._mapping import category_code, classify
+from ._mapping import category_code, classify, infer_category
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -241,10 +241,10 @@ def _entry_resources(bundle: Mapping[str, Any]) -> list[tuple[int, Any]]:
 
 
 def _bundle_category(bundle: Mapping[str, Any]) -> tuple[Category, str]:
-    try:
-        return classify(bundle)  # a meta.tag on the Bundle itself
-    except UnmappedResource:
-        pass
+    # A tag or sensitivity label on the Bundle itself speaks for the whole.
+    own = infer_category(bundle)
+    if own is not None:
+        return own
     found = {classify(resource)[0] for _, resource in _entry_resources(bundle)}
     if len(found) == 1:
         return found.pop(), "the one category of all Bundle entries"

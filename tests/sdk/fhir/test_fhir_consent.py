@@ -447,6 +447,7 @@ REFUSALS_R5: dict[str, tuple[Edit, str]] = {
     ),
     "provision-period": (_set("provision.period", {"end": FUTURE}), "Consent.period"),
     "modifier": (_set("modifierExtension", MODIFIER), "Consent.modifierExtension"),
+    "implicit-rules": (_set("implicitRules", "http://example.org/rules"), "Consent.implicitRules"),
     "provision-modifier": (
         _set("provision.modifierExtension", MODIFIER),
         "provision.modifierExtension",

@@ -227,6 +227,21 @@ def test_whole_bundle_tag_wins() -> None:
     assert parse_resource(raw).category is Category.GENOMICS
 
 
+def test_whole_bundle_bad_tag_is_not_swallowed() -> None:
+    tag = {"tag": [{"system": "https://medrecord.dev/fhir/CodeSystem/category", "code": "x-ray"}]}
+    raw = json.dumps(_bundle(json.loads(HEART_RATE), meta=tag))
+    with pytest.raises(UnmappedResource, match="'x-ray' is not a MedRecord category"):
+        parse_resource(raw)
+
+
+def test_whole_bundle_sensitivity_label_wins() -> None:
+    label = {
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]
+    }
+    raw = json.dumps(_bundle(json.loads(HEART_RATE), meta=label))
+    assert parse_resource(raw).category is Category.MENTAL_HEALTH
+
+
 def test_empty_bundle_needs_a_category() -> None:
     raw = json.dumps({"resourceType": "Bundle", "type": "collection"})
     with pytest.raises(UnmappedResource, match="no entries"):
