@@ -289,7 +289,7 @@ def consent_to_fhir(
         ]
         r4_provision.update(provision)
         resource["provision"] = r4_provision
-    _validated(resource, "R5" if version == "R5" else "R4")
+    _validated(resource, version)
     return resource
 
 
