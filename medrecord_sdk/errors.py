@@ -24,12 +24,16 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     │   ├── ContentNotFound (LookupError)      the store does not hold that CID
     │   ├── IntegrityError (ValueError)        bytes do not hash to the CID or contentHash
     │   └── StoreUnavailable (ConnectionError) node down, timed out or answering nonsense
-    └── ChainError
-        ├── ContractRevert                     a decoded custom error from a contract
-        ├── TransactionFailed (RuntimeError)   mined but failed, or could not be sent
-        │   └── AnchorFailed                   a record was not anchored; its upload was unpinned
-        ├── RecordUnavailable (LookupError)    the record is erased or retracted
-        └── DeploymentNotFound (LookupError)   no manifest for this chain id
+    ├── ChainError
+    │   ├── ContractRevert                     a decoded custom error from a contract
+    │   ├── TransactionFailed (RuntimeError)   mined but failed, or could not be sent
+    │   │   └── AnchorFailed                   a record was not anchored; its upload was unpinned
+    │   ├── RecordUnavailable (LookupError)    the record is erased or retracted
+    │   └── DeploymentNotFound (LookupError)   no manifest for this chain id
+    └── FhirError
+        ├── InvalidResource (ValueError)       not JSON, or the FHIR validator refused it
+        ├── UnmappedResource (LookupError)     no category follows from the resource
+        └── UnsupportedConsent (ValueError)    a FHIR Consent the registry cannot express
 """
 
 from __future__ import annotations
@@ -49,9 +53,11 @@ __all__ = [
     "DecryptionError",
     "DeploymentNotFound",
     "EnvelopeFormatError",
+    "FhirError",
     "IntegrityError",
     "InvalidCID",
     "InvalidKeyError",
+    "InvalidResource",
     "KeyNotShared",
     "KeystoreError",
     "MedRecordError",
@@ -60,6 +66,8 @@ __all__ = [
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
+    "UnmappedResource",
+    "UnsupportedConsent",
     "WrongKeyError",
 ]
 
@@ -187,3 +195,34 @@ class RecordUnavailable(ChainError, LookupError):
 
 class DeploymentNotFound(ChainError, LookupError):
     """No deployment manifest exists for this chain id; deploy first or pass a manifest path."""
+
+
+# ---------------------------------------------------------------- fhir
+
+
+class FhirError(MedRecordError):
+    """A FHIR resource or Consent could not be used."""
+
+
+class InvalidResource(FhirError, ValueError):
+    """The input is not JSON, not a FHIR resource, or the FHIR validator refused it.
+
+    Raised before anything is encrypted or pinned. ``resource_type`` is the resourceType the
+    input claimed (``None`` when it had none) and ``validator_message`` the validator's own
+    text, kept whole so the caller can show it or log it.
+    """
+
+    def __init__(
+        self, message: str, *, resource_type: str | None = None, validator_message: str = ""
+    ) -> None:
+        self.resource_type = resource_type
+        self.validator_message = validator_message
+        super().__init__(message)
+
+
+class UnmappedResource(FhirError, LookupError):
+    """No data category follows from the resource: pass one explicitly (argument or meta.tag)."""
+
+
+class UnsupportedConsent(FhirError, ValueError):
+    """A FHIR Consent says what the registry cannot express; the message says what to change."""
