@@ -49,7 +49,9 @@ def main() -> None:
         def add(sender, who=patient, category=LABORATORY, codec=RAW, supersedes=0, label=""):
             digest = _digest(f"cid:{label}:{len(rows)}")
             content = digest if codec == RAW else _digest(f"content:{label}:{len(rows)}")
-            return registry.addRecord(who, digest, codec, content, category, supersedes, sender=sender)
+            return registry.addRecord(
+                who, digest, codec, content, category, supersedes, sender=sender
+            )
 
         def row(name: str, receipt, target: int | None = None) -> None:
             rows.append((name, receipt.gas_used, target))

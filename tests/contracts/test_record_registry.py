@@ -252,9 +252,7 @@ def test_removed_guardian_cannot_add(registry, consents, patient, guardian):
 
 
 def test_patient_cannot_add_for_another_patient(registry, patient, researcher):
-    with ape.reverts(
-        registry.RecordRegistryUnauthorizedAuthor, caller=patient, patient=researcher
-    ):
+    with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=patient, patient=researcher):
         registry.addRecord(researcher, h("x"), RAW, h("x"), LABORATORY, 0, sender=patient)
 
 
@@ -292,9 +290,7 @@ def test_supersede_amends_the_previous_version(registry, add, record, patient):
 
 
 def test_supersede_event_names_the_previous_version(registry, record, patient):
-    receipt = registry.addRecord(
-        patient, h("v2"), RAW, h("v2"), LABORATORY, record, sender=patient
-    )
+    receipt = registry.addRecord(patient, h("v2"), RAW, h("v2"), LABORATORY, record, sender=patient)
     assert receipt.events == [
         registry.RecordAdded(
             recordId=record + 1,
@@ -316,13 +312,13 @@ def test_provider_with_write_supersedes_the_patients_record(registry, add, recor
 
 
 def test_superseding_another_patients_record_is_rejected(registry, add, record, researcher):
-    with ape.reverts(
-        registry.RecordRegistryPatientMismatch, supersedes=record, patient=researcher
-    ):
+    with ape.reverts(registry.RecordRegistryPatientMismatch, supersedes=record, patient=researcher):
         add(who=researcher, supersedes=record, label="theirs")
 
 
-def test_provider_cannot_supersede_across_patients(registry, consents, add, record, provider, researcher):
+def test_provider_cannot_supersede_across_patients(
+    registry, consents, add, record, provider, researcher
+):
     # The provider may write laboratory data for the researcher too, but not chain onto the patient.
     expiry = ape.chain.pending_timestamp + DAY
     consents.grant(provider, 1 << LABORATORY, 1 << TREAT, WRITE, expiry, sender=researcher)
@@ -331,9 +327,7 @@ def test_provider_cannot_supersede_across_patients(registry, consents, add, reco
 
 
 def test_superseding_with_another_category_is_rejected(registry, add, record):
-    with ape.reverts(
-        registry.RecordRegistryCategoryMismatch, supersedes=record, category=IMAGING
-    ):
+    with ape.reverts(registry.RecordRegistryCategoryMismatch, supersedes=record, category=IMAGING):
         add(category=IMAGING, supersedes=record, label="v2")
 
 
@@ -355,7 +349,9 @@ def test_only_the_latest_version_can_be_superseded(registry, add, record):
         add(supersedes=record, label="v2 again")
 
 
-@pytest.mark.parametrize(("action", "status"), [("retractRecord", RETRACTED), ("eraseRecord", ERASED)])
+@pytest.mark.parametrize(
+    ("action", "status"), [("retractRecord", RETRACTED), ("eraseRecord", ERASED)]
+)
 def test_withdrawn_records_cannot_be_superseded(registry, add, record, patient, action, status):
     getattr(registry, action)(record, sender=patient)
     with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=status):
@@ -445,7 +441,9 @@ def test_guardian_shares_with_a_permitted_grantee(registry, record, guardian, re
 
 @pytest.mark.parametrize("actor", ["patient", "guardian"])
 def test_key_release_to_the_patient(request, registry, record, patient, actor):
-    receipt = registry.shareKey(record, patient, TREAT, WRAPPED, sender=request.getfixturevalue(actor))
+    receipt = registry.shareKey(
+        record, patient, TREAT, WRAPPED, sender=request.getfixturevalue(actor)
+    )
     assert receipt.decode_logs(registry.KeyShared)[0].encryptionKey == key_of(patient)
 
 
@@ -474,7 +472,9 @@ def test_reader_who_is_not_the_author_cannot_release(registry, record, provider)
         registry.shareKey(record, provider, TREAT, WRAPPED, sender=provider)
 
 
-def test_sharing_to_an_unpermitted_grantee_is_rejected(registry, consents, record, patient, stranger):
+def test_sharing_to_an_unpermitted_grantee_is_rejected(
+    registry, consents, record, patient, stranger
+):
     consents.setEncryptionKey(key_of(stranger), sender=stranger)
     with ape.reverts(
         registry.RecordRegistryUnauthorizedShare,
@@ -487,19 +487,21 @@ def test_sharing_to_an_unpermitted_grantee_is_rejected(registry, consents, recor
 
 
 def test_sharing_for_an_unconsented_purpose_is_rejected(registry, record, patient, researcher):
-    with ape.reverts(
-        registry.RecordRegistryUnauthorizedShare, grantee=researcher, purpose=TREAT
-    ):
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher, purpose=TREAT):
         registry.shareKey(record, researcher, TREAT, WRAPPED, sender=patient)
 
 
-def test_sharing_a_category_the_grantee_may_not_read_is_rejected(registry, add, patient, researcher):
+def test_sharing_a_category_the_grantee_may_not_read_is_rejected(
+    registry, add, patient, researcher
+):
     notes = add(category=MENTAL_HEALTH, label="notes")
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, recordId=notes, grantee=researcher):
         registry.shareKey(notes, researcher, HRESCH, WRAPPED, sender=patient)
 
 
-def test_sharing_after_the_consent_expired_is_rejected(registry, consents, record, patient, researcher):
+def test_sharing_after_the_consent_expired_is_rejected(
+    registry, consents, record, patient, researcher
+):
     ape.chain.pending_timestamp = consents.consentOf(patient, researcher).expiry
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher):
         registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
@@ -516,7 +518,9 @@ def test_stranger_cannot_release(registry, record, stranger, researcher):
         registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=stranger)
 
 
-def test_grantee_without_a_registered_key_is_rejected(registry, consents, record, patient, stranger):
+def test_grantee_without_a_registered_key_is_rejected(
+    registry, consents, record, patient, stranger
+):
     expiry = ape.chain.pending_timestamp + DAY
     consents.grant(stranger, 1 << LABORATORY, 1 << TREAT, READ, expiry, sender=patient)
     with ape.reverts(registry.RecordRegistryMissingEncryptionKey, grantee=stranger):
@@ -539,8 +543,12 @@ def test_purpose_beyond_the_mask_is_rejected(registry, record, patient):
         registry.shareKey(record, patient, 32, WRAPPED, sender=patient)
 
 
-@pytest.mark.parametrize(("action", "status"), [("retractRecord", RETRACTED), ("eraseRecord", ERASED)])
-def test_no_key_release_for_withdrawn_records(registry, record, patient, researcher, action, status):
+@pytest.mark.parametrize(
+    ("action", "status"), [("retractRecord", RETRACTED), ("eraseRecord", ERASED)]
+)
+def test_no_key_release_for_withdrawn_records(
+    registry, record, patient, researcher, action, status
+):
     getattr(registry, action)(record, sender=patient)
     for grantee in (patient, researcher):
         with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=status):
@@ -602,7 +610,9 @@ def test_batch_reports_a_missing_key_with_its_index(registry, consents, record, 
         "RecordRegistryMissingEncryptionKey(address)", ["address"], [str(stranger.address)]
     )
     with ape.reverts(registry.RecordRegistryShareRejected, index=1, reason=reason):
-        registry.shareKeys([(record, patient, TREAT, WRAPPED), (record, stranger, TREAT, WRAPPED)], sender=patient)
+        registry.shareKeys(
+            [(record, patient, TREAT, WRAPPED), (record, stranger, TREAT, WRAPPED)], sender=patient
+        )
 
 
 @pytest.mark.parametrize("size", [0, 65])
@@ -730,7 +740,9 @@ def test_signed_key_release_checks_signer_key_and_consent(
         registry.shareKeyBySig(*_share_args(message), forged, sender=relayer)
     swapped = {**message, "wrappedKey": WRAPPED + b"!"}
     with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
-        registry.shareKeyBySig(*_share_args(swapped), sign(patient, "ShareKey", message), sender=relayer)
+        registry.shareKeyBySig(
+            *_share_args(swapped), sign(patient, "ShareKey", message), sender=relayer
+        )
     unpermitted = _share_message(registry, patient, record, stranger)
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, sharer=patient, grantee=stranger):
         registry.shareKeyBySig(
@@ -738,25 +750,35 @@ def test_signed_key_release_checks_signer_key_and_consent(
         )
 
 
-def test_signed_key_release_after_its_deadline_is_rejected(registry, sign, record, patient, researcher, relayer):
+def test_signed_key_release_after_its_deadline_is_rejected(
+    registry, sign, record, patient, researcher, relayer
+):
     deadline = ape.chain.pending_timestamp - 1
     message = _share_message(registry, patient, record, researcher, deadline=deadline)
     with ape.reverts(registry.RecordRegistryExpiredSignature, deadline=deadline):
-        registry.shareKeyBySig(*_share_args(message), sign(patient, "ShareKey", message), sender=relayer)
+        registry.shareKeyBySig(
+            *_share_args(message), sign(patient, "ShareKey", message), sender=relayer
+        )
 
 
 def test_signed_key_release_of_an_unknown_record(registry, sign, patient, researcher, relayer):
     message = _share_message(registry, patient, 5, researcher)
     with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=5):
-        registry.shareKeyBySig(*_share_args(message), sign(patient, "ShareKey", message), sender=relayer)
+        registry.shareKeyBySig(
+            *_share_args(message), sign(patient, "ShareKey", message), sender=relayer
+        )
 
 
-def test_nonces_are_shared_between_signed_adds_and_releases(registry, sign, record, patient, researcher, relayer):
+def test_nonces_are_shared_between_signed_adds_and_releases(
+    registry, sign, record, patient, researcher, relayer
+):
     share = _share_message(registry, patient, record, researcher)
     registry.shareKeyBySig(*_share_args(share), sign(patient, "ShareKey", share), sender=relayer)
     stale = _add_message(registry, patient, nonce=0)
     with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
-        registry.addRecordBySig(*_add_args(stale), sign(patient, "AddRecord", stale), sender=relayer)
+        registry.addRecordBySig(
+            *_add_args(stale), sign(patient, "AddRecord", stale), sender=relayer
+        )
     fresh = _add_message(registry, patient)
     assert fresh["nonce"] == 1
     registry.addRecordBySig(*_add_args(fresh), sign(patient, "AddRecord", fresh), sender=relayer)
