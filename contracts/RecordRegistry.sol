@@ -283,6 +283,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         StoredRecord storage record = _records[recordId];
         record.header = Header(patient, uint40(block.timestamp), category, RecordStatus.Active, cidCodec);
         if (author != patient || supersedes != 0) {
+            // `supersedes` is 0 or an existing id (checked above), so it fits in 64 bits.
             record.lineage = Lineage(author == patient ? address(0) : author, uint64(supersedes));
         }
         record.cidDigest = cidDigest;
@@ -354,36 +355,39 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         private
         returns (bytes memory failure)
     {
-        Header memory header = _records[recordId].header;
-        if (header.status == RecordStatus.None) {
+        Header storage header = _records[recordId].header;
+        (address patient, uint8 category, RecordStatus status) = (header.patient, header.category, header.status);
+        if (status == RecordStatus.None) {
             return abi.encodeWithSelector(RecordRegistryNonexistentRecord.selector, recordId);
         }
-        if (header.status != RecordStatus.Active && header.status != RecordStatus.Amended) {
-            return abi.encodeWithSelector(RecordRegistryInvalidStatus.selector, recordId, header.status);
+        if (status != RecordStatus.Active && status != RecordStatus.Amended) {
+            return abi.encodeWithSelector(RecordRegistryInvalidStatus.selector, recordId, status);
         }
         if (wrappedKey.length == 0 || wrappedKey.length > MAX_WRAPPED_KEY_LENGTH) {
             return abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, wrappedKey.length);
         }
         if (purpose > _MAX_PURPOSE) return abi.encodeWithSelector(RecordRegistryInvalidPurpose.selector, purpose);
-        if (!_mayShare(header, recordId, sharer, grantee, purpose)) {
+        if (!_mayShare(patient, category, recordId, sharer, grantee, purpose)) {
             return abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, sharer, grantee, purpose);
         }
         bytes32 encryptionKey = _consent.encryptionKeyOf(grantee);
         if (encryptionKey == bytes32(0)) {
             return abi.encodeWithSelector(RecordRegistryMissingEncryptionKey.selector, grantee);
         }
-        emit KeyShared(recordId, header.patient, grantee, sharer, purpose, encryptionKey, wrappedKey);
+        emit KeyShared(recordId, patient, grantee, sharer, purpose, encryptionKey, wrappedKey);
     }
 
-    function _mayShare(Header memory header, uint256 recordId, address sharer, address grantee, uint8 purpose)
-        private
-        view
-        returns (bool)
-    {
-        address patient = header.patient;
+    function _mayShare(
+        address patient,
+        uint8 category,
+        uint256 recordId,
+        address sharer,
+        address grantee,
+        uint8 purpose
+    ) private view returns (bool) {
         if (sharer == patient || _consent.canActFor(patient, sharer)) {
             // isPermitted is true for the patient; the shortcut saves the call.
-            if (grantee == patient || _consent.isPermitted(patient, grantee, header.category, purpose, _READ)) {
+            if (grantee == patient || _consent.isPermitted(patient, grantee, category, purpose, _READ)) {
                 return true;
             }
         }
