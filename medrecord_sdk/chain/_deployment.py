@@ -15,7 +15,8 @@ Format ``medrecord-deployment/1``::
       "contracts": {
         "DataShareToken": {"address": "0x...", "block": 1, "transactionHash": "0x...",
                            "constructorArgs": ["MedRecord Data Share", "MDS", "0x...", 0]},
-        "ConsentRegistry": {...}
+        "ConsentRegistry": {...},
+        "RecordRegistry": {..., "constructorArgs": ["<ConsentRegistry address>"]}
       }
     }
 
@@ -171,4 +172,6 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         lambda c: [c.token_name, c.token_symbol, c.deployer, c.token_cap],
     ),
     DeployStep("ConsentRegistry", lambda c: []),
+    # Asks the ConsentRegistry every permission question; the address is fixed at construction.
+    DeployStep("RecordRegistry", lambda c: [c.addresses["ConsentRegistry"]]),
 )

@@ -1,0 +1,167 @@
+"""Gas of the RecordRegistry operations, as a Markdown table (operation | gas | target | ok).
+
+    .venv/bin/python bench/gas_records.py                 # embedded py-evm chain
+    .venv/bin/python bench/gas_records.py --network ethereum:local:foundry
+
+Figures are whole-transaction gas (the 21,000 base and calldata included), as the sender pays
+them, on the Prague fork every network of ape-config.yaml uses. Targets (issue 4, design "every
+field in storage"): addRecord first of a patient <= 120,000, later <= 100,000; shareKey <= 35,000.
+The rows without a target show where the cost moves (CID codec, author, a new slot of the
+patient's id list), so no case hides behind the one that meets the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+
+from ape import accounts, chain, networks, project
+from ape.logging import logger
+from eth_account import Account
+
+RAW, DAG_PB = 0x55, 0x70
+READ, WRITE = 1, 2
+LABORATORY, IMAGING = 4, 6
+TREAT = 0
+NO_EXPIRY = 2**40 - 1
+MNEMONIC = "test test test test test test test test test test test junk"
+# HPKE: a version byte, the 32-byte encapsulated key, the 32-byte data key and a 16-byte tag.
+WRAPPED_KEY_LENGTH = 81
+ADD_RECORD_FIELDS = (
+    ("patient", "address"),
+    ("cidDigest", "bytes32"),
+    ("cidCodec", "uint16"),
+    ("contentHash", "bytes32"),
+    ("category", "uint8"),
+    ("supersedes", "uint256"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+)
+
+Row = tuple[str, int, int | None]
+
+
+def _sha(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def _wrapped(label: str) -> bytes:
+    return b"\x01" + (_sha(label) * 3)[: WRAPPED_KEY_LENGTH - 1]
+
+
+def measure() -> list[Row]:
+    deployer, patient, provider, researcher, guardian, relayer, other, signing_patient = (
+        accounts.test_accounts[:8]
+    )
+    consent = project.ConsentRegistry.deploy(sender=deployer)
+    registry = project.RecordRegistry.deploy(consent, sender=deployer)
+    for account in (patient, provider, researcher):
+        consent.setEncryptionKey(_sha(f"x25519 {account.address}"), sender=account)
+    consent.appointGuardian(guardian, sender=patient)
+    consent.grant(provider, 1 << IMAGING, 1 << TREAT, READ | WRITE, NO_EXPIRY, sender=patient)
+    consent.grant(researcher, 1 << LABORATORY, 1 << TREAT, READ, NO_EXPIRY, sender=patient)
+
+    rows: list[Row] = []
+    labels = iter(range(10**6))
+
+    def add(sender, who=patient, category=LABORATORY, codec=RAW, supersedes=0):
+        label = next(labels)
+        digest = _sha(f"cid {label}")
+        content = digest if codec == RAW else _sha(f"ciphertext {label}")
+        return registry.addRecord(who, digest, codec, content, category, supersedes, sender=sender)
+
+    def row(name: str, receipt, target: int | None = None) -> None:
+        rows.append((name, receipt.gas_used, target))
+
+    # The patient's list: ids 1-3 share the slot holding the count, id 4 opens the next slot.
+    row("addRecord, first of a patient (raw CID)", add(patient), 120_000)
+    row("addRecord, later (raw CID)", add(patient), 100_000)
+    row("addRecord, later (dag-pb CID)", add(patient, codec=DAG_PB))
+    row("addRecord, later, opening an id slot (1 in 4, raw CID)", add(patient))
+    row("addRecord, later, in an open id slot (raw CID)", add(patient))
+    row("addRecord by provider with WRITE (open id slot)", add(provider, category=IMAGING))
+    row("addRecord by guardian (open id slot)", add(guardian))
+    # Another patient: a first dag-pb record, then its amendment.
+    row("addRecord, first of a patient (dag-pb CID)", add(other, who=other, codec=DAG_PB))
+    first_of_other = registry.recordsOf(other, 0, 1)[0].id
+    row("addRecord superseding (amend, raw CID)", add(other, who=other, supersedes=first_of_other))
+
+    # A third patient's first record, signed and relayed (its first nonce, too).
+    signer = _signer(signing_patient)
+    message = {
+        "patient": str(signing_patient.address),
+        "cidDigest": _sha("cid signed"),
+        "cidCodec": RAW,
+        "contentHash": _sha("cid signed"),
+        "category": LABORATORY,
+        "supersedes": 0,
+        "nonce": registry.nonces(signing_patient),
+        "deadline": 2**63,
+    }
+    domain = {
+        "name": "MedRecord RecordRegistry",
+        "version": "1",
+        "chainId": chain.chain_id,
+        "verifyingContract": str(registry.address),
+    }
+    types = {"AddRecord": [{"name": n, "type": t} for n, t in ADD_RECORD_FIELDS]}
+    signature = signer.sign_typed_data(domain, types, message).signature
+    args = [message[n] for n, _ in ADD_RECORD_FIELDS if n != "nonce"]
+    row(
+        "addRecordBySig, first of a patient (relayed)",
+        registry.addRecordBySig(*args, signature, sender=relayer),
+    )
+
+    labs = [r.id for r in registry.recordsOf(patient, 0, 100) if r.category == LABORATORY]
+    first = labs[0]
+    row(
+        "shareKey, patient to a grantee with READ",
+        registry.shareKey(first, researcher, TREAT, _wrapped("a"), sender=patient),
+        35_000,
+    )
+    row(
+        "shareKey, patient to self",
+        registry.shareKey(first, patient, TREAT, _wrapped("b"), sender=patient),
+    )
+    row(
+        "shareKey, guardian to a grantee with READ",
+        registry.shareKey(first, researcher, TREAT, _wrapped("c"), sender=guardian),
+    )
+    batch = [(labs[i % 5], researcher, TREAT, _wrapped(f"d{i}")) for i in range(10)]
+    receipt = registry.shareKeys(batch, sender=patient)
+    rows.append(("shareKeys, batch of 10 (per key)", receipt.gas_used // 10, None))
+    row("retractRecord", registry.retractRecord(labs[1], sender=patient))
+    row("eraseRecord", registry.eraseRecord(labs[2], sender=patient))
+    return rows
+
+
+def _signer(account):
+    Account.enable_unaudited_hdwallet_features()
+    for index in range(10):
+        key = Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+        if key.address == account.address:
+            return key
+    raise LookupError(account.address)
+
+
+def render(rows: list[Row]) -> str:
+    lines = ["| operation | gas | target | ok |", "|---|---:|---:|:---:|"]
+    for name, gas, target in rows:
+        ok = "" if target is None else ("yes" if gas <= target else "NO")
+        shown = "" if target is None else f"{target:,}"
+        lines.append(f"| {name} | {gas:,} | {shown} | {ok} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="ethereum:local:test")
+    options = parser.parse_args()
+    logger.set_level("ERROR")
+    with networks.parse_network_choice(options.network):
+        rows = measure()
+    print(render(rows))
+
+
+if __name__ == "__main__":
+    main()

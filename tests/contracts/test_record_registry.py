@@ -1,0 +1,859 @@
+"""RecordRegistry: who may add, amend, retract, erase and release keys; signatures; pagination.
+
+Every permission is tried both ways. The deployment is module-scoped and ape reverts the chain
+after each test, so each test starts from the same state: a patient with a guardian, a provider
+holding READ+WRITE on laboratory data for treatment, a researcher holding READ on laboratory data
+for research, and registered encryption keys for all of them but `stranger`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import ape
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+RAW, DAG_PB = 0x55, 0x70
+READ, WRITE = 1, 2
+DEMOGRAPHICS, LABORATORY, IMAGING, MENTAL_HEALTH = 0, 4, 6, 11
+TREAT, HRESCH = 0, 4
+NONE, ACTIVE, AMENDED, RETRACTED, ERASED = range(5)
+DAY = 86_400
+FAR = 2**63
+ZERO32 = b"\x00" * 32
+WRAPPED = b"\x01" + bytes(range(80))  # the size of an HPKE-wrapped 32-byte key
+
+
+def h(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def key_of(account) -> bytes:
+    return h(f"x25519 public key of {account.address}")
+
+
+def error_data(signature: str, types: list[str], values: list) -> bytes:
+    """The ABI encoding of a custom error, as carried in RecordRegistryShareRejected.reason."""
+    return keccak(text=signature)[:4] + encode(types, values)
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def consents(project, deployer, patient, provider, researcher, guardian):
+    registry = project.ConsentRegistry.deploy(sender=deployer)
+    for account in (patient, provider, researcher, guardian):
+        registry.setEncryptionKey(key_of(account), sender=account)
+    registry.appointGuardian(guardian, sender=patient)
+    expiry = ape.chain.pending_timestamp + 30 * DAY
+    registry.grant(provider, 1 << LABORATORY, 1 << TREAT, READ | WRITE, expiry, sender=patient)
+    registry.grant(researcher, 1 << LABORATORY, 1 << HRESCH, READ, expiry, sender=patient)
+    return registry
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registry(project, deployer, consents, keys, stranger, relayer):
+    # Autouse and depending on every session-scoped fixture the tests use: all fixtures wider than
+    # a test are set up before ape takes the module snapshot, so ape never rebases its isolation.
+    return project.RecordRegistry.deploy(consents, sender=deployer)
+
+
+@pytest.fixture
+def add(registry, patient):
+    """Adds a record and returns its id; `label` makes distinct CIDs."""
+
+    def _add(sender=None, who=None, category=LABORATORY, codec=RAW, supersedes=0, label="r"):
+        who = who or patient
+        digest = h(f"cid {label}")
+        content = digest if codec == RAW else h(f"content {label}")
+        receipt = registry.addRecord(
+            who, digest, codec, content, category, supersedes, sender=sender or who
+        )
+        return receipt.decode_logs(registry.RecordAdded)[0].recordId
+
+    return _add
+
+
+@pytest.fixture
+def record(add):
+    """A laboratory record of the patient, written by the patient."""
+    return add()
+
+
+@pytest.fixture
+def sign(keys, registry):
+    """Signs an EIP-712 message of the RecordRegistry with a test account's key."""
+
+    def _sign(signer, primary: str, message: dict) -> bytes:
+        domain = {
+            "name": "MedRecord RecordRegistry",
+            "version": "1",
+            "chainId": ape.chain.chain_id,
+            "verifyingContract": str(registry.address),
+        }
+        fields = ADD_RECORD_FIELDS if primary == "AddRecord" else SHARE_KEY_FIELDS
+        types = {primary: [{"name": n, "type": t} for n, t in fields]}
+        return keys(signer).sign_typed_data(domain, types, message).signature
+
+    return _sign
+
+
+ADD_RECORD_FIELDS = [
+    ("patient", "address"),
+    ("cidDigest", "bytes32"),
+    ("cidCodec", "uint16"),
+    ("contentHash", "bytes32"),
+    ("category", "uint8"),
+    ("supersedes", "uint256"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+]
+SHARE_KEY_FIELDS = [
+    ("recordId", "uint256"),
+    ("grantee", "address"),
+    ("purpose", "uint8"),
+    ("wrappedKey", "bytes"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+]
+
+
+# ---------------------------------------------------------------------------- deployment
+
+
+def test_deployment(registry, consents):
+    assert registry.consentRegistry() == consents.address
+    assert registry.CODEC_RAW() == RAW
+    assert registry.CODEC_DAG_PB() == DAG_PB
+    assert registry.MAX_WRAPPED_KEY_LENGTH() == 512
+    assert registry.recordCount(ape.accounts.test_accounts[1]) == 0
+
+
+def test_constructor_rejects_a_non_contract(project, deployer, stranger):
+    with ape.reverts(
+        project.RecordRegistry.RecordRegistryInvalidConsentRegistry, consentRegistry=stranger
+    ):
+        project.RecordRegistry.deploy(stranger, sender=deployer)
+
+
+# ---------------------------------------------------------------------------- addRecord
+
+
+def test_patient_adds_a_record(registry, patient):
+    digest = h("cid a")
+    receipt = registry.addRecord(patient, digest, RAW, digest, LABORATORY, 0, sender=patient)
+    assert receipt.events == [
+        registry.RecordAdded(
+            recordId=1,
+            patient=patient,
+            author=patient,
+            category=LABORATORY,
+            cidDigest=digest,
+            cidCodec=RAW,
+            contentHash=digest,
+            supersedes=0,
+        )
+    ]
+    stored = registry.getRecord(1)
+    assert stored.id == 1
+    assert stored.patient == patient
+    assert stored.author == patient
+    assert stored.cidDigest == digest
+    assert stored.cidCodec == RAW
+    assert stored.contentHash == digest
+    assert stored.category == LABORATORY
+    assert stored.createdAt == ape.chain.blocks[receipt.block_number].timestamp
+    assert stored.supersedes == 0
+    assert stored.status == ACTIVE
+    assert registry.recordCount(patient) == 1
+
+
+def test_dag_pb_record_keeps_a_distinct_content_hash(registry, patient):
+    digest, content = h("root node"), h("ciphertext")
+    registry.addRecord(patient, digest, DAG_PB, content, IMAGING, 0, sender=patient)
+    stored = registry.getRecord(1)
+    assert (stored.cidDigest, stored.cidCodec, stored.contentHash) == (digest, DAG_PB, content)
+
+
+def test_raw_record_with_a_content_hash_other_than_the_digest_is_kept_as_given(registry, patient):
+    registry.addRecord(patient, h("d"), RAW, h("c"), LABORATORY, 0, sender=patient)
+    assert registry.getRecord(1).contentHash == h("c")
+
+
+def test_guardian_adds_a_record_as_author(registry, add, patient, guardian):
+    record_id = add(sender=guardian)
+    stored = registry.getRecord(record_id)
+    assert (stored.patient, stored.author) == (patient, guardian)
+
+
+def test_provider_with_write_adds_a_record(registry, add, patient, provider):
+    record_id = add(sender=provider)
+    stored = registry.getRecord(record_id)
+    assert (stored.patient, stored.author, stored.category) == (patient, provider, LABORATORY)
+
+
+def test_provider_without_consent_cannot_add(registry, patient, stranger):
+    with ape.reverts(
+        registry.RecordRegistryUnauthorizedAuthor,
+        caller=stranger,
+        patient=patient,
+        category=LABORATORY,
+    ):
+        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=stranger)
+
+
+def test_provider_with_write_for_another_category_cannot_add(registry, patient, provider):
+    with ape.reverts(
+        registry.RecordRegistryUnauthorizedAuthor,
+        caller=provider,
+        patient=patient,
+        category=MENTAL_HEALTH,
+    ):
+        registry.addRecord(patient, h("x"), RAW, h("x"), MENTAL_HEALTH, 0, sender=provider)
+
+
+def test_grantee_with_read_only_cannot_add(registry, patient, researcher):
+    with ape.reverts(
+        registry.RecordRegistryUnauthorizedAuthor,
+        caller=researcher,
+        patient=patient,
+        category=LABORATORY,
+    ):
+        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=researcher)
+
+
+def test_provider_with_expired_consent_cannot_add(registry, consents, add, patient, provider):
+    expiry = consents.consentOf(patient, provider).expiry
+    ape.chain.pending_timestamp = expiry - 100
+    add(sender=provider, label="just in time")
+    ape.chain.pending_timestamp = expiry + 1
+    with ape.reverts(
+        registry.RecordRegistryUnauthorizedAuthor,
+        caller=provider,
+        patient=patient,
+        category=LABORATORY,
+    ):
+        registry.addRecord(patient, h("late"), RAW, h("late"), LABORATORY, 0, sender=provider)
+
+
+def test_provider_with_revoked_consent_cannot_add(registry, consents, patient, provider):
+    consents.revoke(provider, sender=patient)
+    with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=provider):
+        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=provider)
+
+
+def test_removed_guardian_cannot_add(registry, consents, patient, guardian):
+    consents.removeGuardian(guardian, sender=patient)
+    with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=guardian, patient=patient):
+        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=guardian)
+
+
+def test_patient_cannot_add_for_another_patient(registry, patient, researcher):
+    with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=patient, patient=researcher):
+        registry.addRecord(researcher, h("x"), RAW, h("x"), LABORATORY, 0, sender=patient)
+
+
+def test_category_beyond_the_mask_is_rejected(registry, patient):
+    with ape.reverts(registry.RecordRegistryInvalidCategory, category=64):
+        registry.addRecord(patient, h("x"), RAW, h("x"), 64, 0, sender=patient)
+
+
+def test_codecs_other_than_raw_and_dag_pb_are_rejected(registry, patient):
+    for codec in (0, 0x71, 0x0129):
+        with ape.reverts(registry.RecordRegistryInvalidCodec, codec=codec):
+            registry.addRecord(patient, h("x"), codec, h("x"), LABORATORY, 0, sender=patient)
+
+
+def test_zero_digest_or_content_hash_is_rejected(registry, patient):
+    for digest, content in ((ZERO32, h("c")), (h("d"), ZERO32), (ZERO32, ZERO32)):
+        with ape.reverts(registry.RecordRegistryZeroHash):
+            registry.addRecord(patient, digest, DAG_PB, content, LABORATORY, 0, sender=patient)
+
+
+def test_ids_are_global_and_lists_per_patient(registry, add, patient, researcher):
+    assert [add(label="p1"), add(who=researcher, label="r1"), add(label="p2")] == [1, 2, 3]
+    assert [r.id for r in registry.recordsOf(patient, 0, 10)] == [1, 3]
+    assert [r.id for r in registry.recordsOf(researcher, 0, 10)] == [2]
+
+
+# ---------------------------------------------------------------------------- supersede
+
+
+def test_supersede_amends_the_previous_version(registry, add, record, patient):
+    new_id = add(supersedes=record, label="v2")
+    assert registry.getRecord(record).status == AMENDED
+    stored = registry.getRecord(new_id)
+    assert (stored.status, stored.supersedes, stored.author) == (ACTIVE, record, patient)
+
+
+def test_supersede_event_names_the_previous_version(registry, record, patient):
+    receipt = registry.addRecord(patient, h("v2"), RAW, h("v2"), LABORATORY, record, sender=patient)
+    assert receipt.events == [
+        registry.RecordAdded(
+            recordId=record + 1,
+            patient=patient,
+            author=patient,
+            category=LABORATORY,
+            cidDigest=h("v2"),
+            cidCodec=RAW,
+            contentHash=h("v2"),
+            supersedes=record,
+        )
+    ]
+
+
+def test_provider_with_write_supersedes_the_patients_record(registry, add, record, provider):
+    new_id = add(sender=provider, supersedes=record, label="v2")
+    assert registry.getRecord(new_id).author == provider
+    assert registry.getRecord(record).status == AMENDED
+
+
+def test_superseding_another_patients_record_is_rejected(registry, add, record, researcher):
+    with ape.reverts(registry.RecordRegistryPatientMismatch, supersedes=record, patient=researcher):
+        add(who=researcher, supersedes=record, label="theirs")
+
+
+def test_provider_cannot_supersede_across_patients(
+    registry, consents, add, record, provider, researcher
+):
+    # The provider may write laboratory data for the researcher too, but not chain onto the patient.
+    expiry = ape.chain.pending_timestamp + DAY
+    consents.grant(provider, 1 << LABORATORY, 1 << TREAT, WRITE, expiry, sender=researcher)
+    with ape.reverts(registry.RecordRegistryPatientMismatch, supersedes=record, patient=researcher):
+        add(sender=provider, who=researcher, supersedes=record, label="x")
+
+
+def test_superseding_with_another_category_is_rejected(registry, add, record):
+    with ape.reverts(registry.RecordRegistryCategoryMismatch, supersedes=record, category=IMAGING):
+        add(category=IMAGING, supersedes=record, label="v2")
+
+
+def test_provider_cannot_amend_a_category_it_cannot_write(registry, add, provider):
+    notes = add(category=MENTAL_HEALTH, label="notes")
+    with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=provider):
+        add(sender=provider, category=MENTAL_HEALTH, supersedes=notes, label="v2")
+    assert registry.getRecord(notes).status == ACTIVE
+
+
+def test_superseding_a_nonexistent_record_is_rejected(registry, add):
+    with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=42):
+        add(supersedes=42)
+
+
+def test_only_the_latest_version_can_be_superseded(registry, add, record):
+    add(supersedes=record, label="v2")
+    with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=AMENDED):
+        add(supersedes=record, label="v2 again")
+
+
+@pytest.mark.parametrize(
+    ("action", "status"), [("retractRecord", RETRACTED), ("eraseRecord", ERASED)]
+)
+def test_withdrawn_records_cannot_be_superseded(registry, add, record, patient, action, status):
+    getattr(registry, action)(record, sender=patient)
+    with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=status):
+        add(supersedes=record, label="v2")
+
+
+# ---------------------------------------------------------------------------- retract / erase
+
+
+@pytest.mark.parametrize("actor", ["patient", "guardian"])
+def test_patient_or_guardian_retracts(request, registry, record, patient, actor):
+    sender = request.getfixturevalue(actor)
+    receipt = registry.retractRecord(record, sender=sender)
+    assert receipt.events == [
+        registry.RecordRetracted(recordId=record, patient=patient, actor=sender)
+    ]
+    assert registry.getRecord(record).status == RETRACTED
+
+
+@pytest.mark.parametrize("actor", ["patient", "guardian"])
+def test_patient_or_guardian_erases(request, registry, record, patient, actor):
+    sender = request.getfixturevalue(actor)
+    receipt = registry.eraseRecord(record, sender=sender)
+    assert receipt.events == [registry.RecordErased(recordId=record, patient=patient, actor=sender)]
+    stored = registry.getRecord(record)
+    assert stored.status == ERASED
+    assert stored.cidDigest == h("cid r")  # nothing is deleted on chain
+    assert registry.recordCount(patient) == 1
+
+
+def test_others_cannot_retract_or_erase(registry, add, patient, provider, researcher, stranger):
+    record_id = add(sender=provider)  # being the author is not enough either
+    for sender in (provider, researcher, stranger):
+        for action in ("retractRecord", "eraseRecord"):
+            with ape.reverts(registry.RecordRegistryUnauthorized, caller=sender, patient=patient):
+                getattr(registry, action)(record_id, sender=sender)
+    assert registry.getRecord(record_id).status == ACTIVE
+
+
+def test_patient_cannot_erase_another_patients_record(registry, add, patient, researcher):
+    theirs = add(who=researcher, label="theirs")
+    with ape.reverts(registry.RecordRegistryUnauthorized, caller=patient, patient=researcher):
+        registry.eraseRecord(theirs, sender=patient)
+
+
+def test_retract_then_erase_and_status_rules(registry, add, record, patient):
+    v2 = add(supersedes=record, label="v2")
+    registry.retractRecord(record, sender=patient)  # an amended version may be retracted
+    with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=RETRACTED):
+        registry.retractRecord(record, sender=patient)
+    registry.eraseRecord(record, sender=patient)  # a retracted one may be erased
+    with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=ERASED):
+        registry.eraseRecord(record, sender=patient)
+    with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=ERASED):
+        registry.retractRecord(record, sender=patient)
+    assert registry.getRecord(v2).status == ACTIVE
+
+
+def test_retract_or_erase_of_an_unknown_record(registry, patient):
+    for action in ("retractRecord", "eraseRecord"):
+        with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=7):
+            getattr(registry, action)(7, sender=patient)
+
+
+# ---------------------------------------------------------------------------- shareKey
+
+
+def test_patient_shares_with_a_permitted_grantee(registry, record, patient, researcher):
+    receipt = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+    assert receipt.events == [
+        registry.KeyShared(
+            recordId=record,
+            patient=patient,
+            grantee=researcher,
+            sharer=patient,
+            purpose=HRESCH,
+            encryptionKey=key_of(researcher),
+            wrappedKey=WRAPPED,
+        )
+    ]
+
+
+def test_guardian_shares_with_a_permitted_grantee(registry, record, guardian, researcher):
+    receipt = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=guardian)
+    assert receipt.decode_logs(registry.KeyShared)[0].sharer == guardian
+
+
+@pytest.mark.parametrize("actor", ["patient", "guardian"])
+def test_key_release_to_the_patient(request, registry, record, patient, actor):
+    receipt = registry.shareKey(
+        record, patient, TREAT, WRAPPED, sender=request.getfixturevalue(actor)
+    )
+    assert receipt.decode_logs(registry.KeyShared)[0].encryptionKey == key_of(patient)
+
+
+def test_author_releases_to_the_patient_and_to_itself(registry, add, patient, provider):
+    record_id = add(sender=provider)
+    for grantee in (patient, provider):
+        receipt = registry.shareKey(record_id, grantee, TREAT, WRAPPED, sender=provider)
+        log = receipt.decode_logs(registry.KeyShared)[0]
+        assert (log.grantee, log.sharer) == (grantee, provider)
+
+
+def test_author_may_still_release_to_itself_after_a_revoke(
+    registry, consents, add, patient, provider
+):
+    record_id = add(sender=provider)
+    consents.revoke(provider, sender=patient)
+    receipt = registry.shareKey(record_id, provider, TREAT, WRAPPED, sender=provider)
+    assert receipt.decode_logs(registry.KeyShared)[0].grantee == provider
+
+
+def test_key_release_carries_the_grantees_current_key(
+    registry, consents, record, patient, researcher
+):
+    first = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+    consents.setEncryptionKey(h("rotated"), sender=researcher)
+    second = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+    assert first.decode_logs(registry.KeyShared)[0].encryptionKey == key_of(researcher)
+    assert second.decode_logs(registry.KeyShared)[0].encryptionKey == h("rotated")
+
+
+def test_author_cannot_release_to_others(registry, add, provider, researcher):
+    record_id = add(sender=provider)
+    with ape.reverts(
+        registry.RecordRegistryUnauthorizedShare,
+        recordId=record_id,
+        sharer=provider,
+        grantee=researcher,
+        purpose=HRESCH,
+    ):
+        registry.shareKey(record_id, researcher, HRESCH, WRAPPED, sender=provider)
+
+
+def test_reader_who_is_not_the_author_cannot_release(registry, record, provider):
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, sharer=provider, grantee=provider):
+        registry.shareKey(record, provider, TREAT, WRAPPED, sender=provider)
+
+
+def test_sharing_to_an_unpermitted_grantee_is_rejected(
+    registry, consents, record, patient, stranger
+):
+    consents.setEncryptionKey(key_of(stranger), sender=stranger)
+    with ape.reverts(
+        registry.RecordRegistryUnauthorizedShare,
+        recordId=record,
+        sharer=patient,
+        grantee=stranger,
+        purpose=TREAT,
+    ):
+        registry.shareKey(record, stranger, TREAT, WRAPPED, sender=patient)
+
+
+def test_sharing_for_an_unconsented_purpose_is_rejected(registry, record, patient, researcher):
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher, purpose=TREAT):
+        registry.shareKey(record, researcher, TREAT, WRAPPED, sender=patient)
+
+
+def test_sharing_a_category_the_grantee_may_not_read_is_rejected(
+    registry, add, patient, researcher
+):
+    notes = add(category=MENTAL_HEALTH, label="notes")
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, recordId=notes, grantee=researcher):
+        registry.shareKey(notes, researcher, HRESCH, WRAPPED, sender=patient)
+
+
+def test_sharing_after_the_consent_expired_is_rejected(
+    registry, consents, record, patient, researcher
+):
+    ape.chain.pending_timestamp = consents.consentOf(patient, researcher).expiry
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher):
+        registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+
+
+def test_sharing_after_a_revoke_is_rejected(registry, consents, record, patient, researcher):
+    consents.revoke(researcher, sender=patient)
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher):
+        registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+
+
+def test_stranger_cannot_release(registry, record, stranger, researcher):
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, sharer=stranger, grantee=researcher):
+        registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=stranger)
+
+
+def test_grantee_without_a_registered_key_is_rejected(
+    registry, consents, record, patient, stranger
+):
+    expiry = ape.chain.pending_timestamp + DAY
+    consents.grant(stranger, 1 << LABORATORY, 1 << TREAT, READ, expiry, sender=patient)
+    with ape.reverts(registry.RecordRegistryMissingEncryptionKey, grantee=stranger):
+        registry.shareKey(record, stranger, TREAT, WRAPPED, sender=patient)
+
+
+def test_wrapped_key_length_is_bounded(registry, record, patient):
+    for length in (0, 513, 4096):
+        with ape.reverts(registry.RecordRegistryInvalidWrappedKey, length=length):
+            registry.shareKey(record, patient, TREAT, b"\x01" * length, sender=patient)
+
+
+def test_wrapped_key_of_the_maximum_length_is_accepted(registry, record, patient):
+    receipt = registry.shareKey(record, patient, TREAT, b"\x02" * 512, sender=patient)
+    assert receipt.decode_logs(registry.KeyShared)[0].wrappedKey == b"\x02" * 512
+
+
+def test_purpose_beyond_the_mask_is_rejected(registry, record, patient):
+    with ape.reverts(registry.RecordRegistryInvalidPurpose, purpose=32):
+        registry.shareKey(record, patient, 32, WRAPPED, sender=patient)
+
+
+@pytest.mark.parametrize(
+    ("action", "status"), [("retractRecord", RETRACTED), ("eraseRecord", ERASED)]
+)
+def test_no_key_release_for_withdrawn_records(
+    registry, record, patient, researcher, action, status
+):
+    getattr(registry, action)(record, sender=patient)
+    for grantee in (patient, researcher):
+        with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=status):
+            registry.shareKey(record, grantee, HRESCH, WRAPPED, sender=patient)
+
+
+def test_amended_versions_stay_shareable(registry, add, record, patient, researcher):
+    add(supersedes=record, label="v2")
+    registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+
+
+def test_sharing_an_unknown_record_is_rejected(registry, patient):
+    with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=9):
+        registry.shareKey(9, patient, TREAT, WRAPPED, sender=patient)
+
+
+# ---------------------------------------------------------------------------- shareKeys
+
+
+def test_batch_releases_every_key_in_order(registry, add, record, patient, researcher):
+    second = add(label="second")
+    shares = [
+        (record, researcher, HRESCH, WRAPPED),
+        (second, researcher, HRESCH, WRAPPED + b"\x02"),
+        (second, patient, TREAT, WRAPPED + b"\x03"),
+    ]
+    receipt = registry.shareKeys(shares, sender=patient)
+    logs = receipt.decode_logs(registry.KeyShared)
+    assert [(log.recordId, log.grantee, log.wrappedKey) for log in logs] == [
+        (record, researcher, WRAPPED),
+        (second, researcher, WRAPPED + b"\x02"),
+        (second, patient, WRAPPED + b"\x03"),
+    ]
+
+
+def test_batch_is_all_or_nothing_and_names_the_failing_index(
+    registry, consents, record, patient, researcher, stranger
+):
+    consents.setEncryptionKey(key_of(stranger), sender=stranger)
+    shares = [
+        (record, researcher, HRESCH, WRAPPED),
+        (record, patient, TREAT, WRAPPED),
+        (record, stranger, HRESCH, WRAPPED),
+        (record, researcher, HRESCH, WRAPPED),
+    ]
+    reason = error_data(
+        "RecordRegistryUnauthorizedShare(uint256,address,address,uint8)",
+        ["uint256", "address", "address", "uint8"],
+        [record, str(patient.address), str(stranger.address), HRESCH],
+    )
+    with ape.reverts(registry.RecordRegistryShareRejected, index=2, reason=reason):
+        registry.shareKeys(shares, sender=patient)
+
+
+def test_batch_reports_a_missing_key_with_its_index(registry, consents, record, patient, stranger):
+    expiry = ape.chain.pending_timestamp + DAY
+    consents.grant(stranger, 1 << LABORATORY, 1 << TREAT, READ, expiry, sender=patient)
+    reason = error_data(
+        "RecordRegistryMissingEncryptionKey(address)", ["address"], [str(stranger.address)]
+    )
+    with ape.reverts(registry.RecordRegistryShareRejected, index=1, reason=reason):
+        registry.shareKeys(
+            [(record, patient, TREAT, WRAPPED), (record, stranger, TREAT, WRAPPED)], sender=patient
+        )
+
+
+def test_batch_size_is_bounded(registry, record, patient):
+    for size in (0, 65):
+        with ape.reverts(registry.RecordRegistryInvalidBatchSize, size=size):
+            registry.shareKeys([(record, patient, TREAT, WRAPPED)] * size, sender=patient)
+
+
+# ---------------------------------------------------------------------------- signatures
+
+
+def _add_message(registry, patient, **overrides):
+    message = {
+        "patient": str(patient.address),
+        "cidDigest": h("signed"),
+        "cidCodec": RAW,
+        "contentHash": h("signed"),
+        "category": LABORATORY,
+        "supersedes": 0,
+        "nonce": registry.nonces(patient),
+        "deadline": FAR,
+    }
+    message.update(overrides)
+    return message
+
+
+def _add_args(message):
+    return [message[name] for name, _ in ADD_RECORD_FIELDS if name != "nonce"]
+
+
+def test_signed_add_is_relayed_with_the_patient_as_author(registry, sign, patient, relayer):
+    message = _add_message(registry, patient)
+    signature = sign(patient, "AddRecord", message)
+    receipt = registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+    assert receipt.events == [
+        registry.RecordAdded(
+            recordId=1,
+            patient=patient,
+            author=patient,
+            category=LABORATORY,
+            cidDigest=h("signed"),
+            cidCodec=RAW,
+            contentHash=h("signed"),
+            supersedes=0,
+        )
+    ]
+    assert registry.getRecord(1).author == patient
+    assert registry.nonces(patient) == 1
+
+
+def test_signed_add_cannot_be_replayed(registry, sign, patient, relayer):
+    message = _add_message(registry, patient)
+    signature = sign(patient, "AddRecord", message)
+    registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+
+
+def test_signed_add_by_another_signer_is_rejected(registry, sign, patient, guardian, relayer):
+    message = _add_message(registry, patient)
+    signature = sign(guardian, "AddRecord", message)  # even a guardian cannot sign for the patient
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+
+
+def test_signed_add_with_a_changed_field_is_rejected(registry, sign, patient, relayer):
+    message = _add_message(registry, patient)
+    signature = sign(patient, "AddRecord", message)
+    tampered = {**message, "category": MENTAL_HEALTH}
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.addRecordBySig(*_add_args(tampered), signature, sender=relayer)
+
+
+def test_signed_add_after_its_deadline_is_rejected(registry, sign, patient, relayer):
+    deadline = ape.chain.pending_timestamp - 1
+    message = _add_message(registry, patient, deadline=deadline)
+    signature = sign(patient, "AddRecord", message)
+    with ape.reverts(registry.RecordRegistryExpiredSignature, deadline=deadline):
+        registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+
+
+def test_signed_add_follows_the_record_rules(registry, sign, add, patient, researcher, relayer):
+    theirs = add(who=researcher, label="theirs")
+    message = _add_message(registry, patient, supersedes=theirs)
+    signature = sign(patient, "AddRecord", message)
+    with ape.reverts(registry.RecordRegistryPatientMismatch, supersedes=theirs, patient=patient):
+        registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+
+
+def _share_message(registry, patient, record, grantee, purpose=HRESCH, **overrides):
+    message = {
+        "recordId": record,
+        "grantee": str(grantee.address),
+        "purpose": purpose,
+        "wrappedKey": WRAPPED,
+        "nonce": registry.nonces(patient),
+        "deadline": FAR,
+    }
+    message.update(overrides)
+    return message
+
+
+def _share_args(message):
+    return [message[name] for name, _ in SHARE_KEY_FIELDS if name != "nonce"]
+
+
+def test_signed_key_release_is_relayed_with_the_patient_as_sharer(
+    registry, sign, record, patient, researcher, relayer
+):
+    message = _share_message(registry, patient, record, researcher)
+    signature = sign(patient, "ShareKey", message)
+    receipt = registry.shareKeyBySig(*_share_args(message), signature, sender=relayer)
+    log = receipt.decode_logs(registry.KeyShared)[0]
+    assert (log.sharer, log.grantee, log.wrappedKey) == (patient, researcher, WRAPPED)
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.shareKeyBySig(*_share_args(message), signature, sender=relayer)
+
+
+def test_signed_key_release_checks_signer_key_and_consent(
+    registry, sign, record, patient, researcher, stranger, relayer
+):
+    message = _share_message(registry, patient, record, researcher)
+    forged = sign(stranger, "ShareKey", message)
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.shareKeyBySig(*_share_args(message), forged, sender=relayer)
+    swapped = {**message, "wrappedKey": WRAPPED + b"!"}
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.shareKeyBySig(
+            *_share_args(swapped), sign(patient, "ShareKey", message), sender=relayer
+        )
+    unpermitted = _share_message(registry, patient, record, stranger)
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, sharer=patient, grantee=stranger):
+        registry.shareKeyBySig(
+            *_share_args(unpermitted), sign(patient, "ShareKey", unpermitted), sender=relayer
+        )
+
+
+def test_signed_key_release_after_its_deadline_is_rejected(
+    registry, sign, record, patient, researcher, relayer
+):
+    deadline = ape.chain.pending_timestamp - 1
+    message = _share_message(registry, patient, record, researcher, deadline=deadline)
+    with ape.reverts(registry.RecordRegistryExpiredSignature, deadline=deadline):
+        registry.shareKeyBySig(
+            *_share_args(message), sign(patient, "ShareKey", message), sender=relayer
+        )
+
+
+def test_signed_key_release_of_an_unknown_record(registry, sign, patient, researcher, relayer):
+    message = _share_message(registry, patient, 5, researcher)
+    with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=5):
+        registry.shareKeyBySig(
+            *_share_args(message), sign(patient, "ShareKey", message), sender=relayer
+        )
+
+
+def test_nonces_are_shared_between_signed_adds_and_releases(
+    registry, sign, record, patient, researcher, relayer
+):
+    share = _share_message(registry, patient, record, researcher)
+    registry.shareKeyBySig(*_share_args(share), sign(patient, "ShareKey", share), sender=relayer)
+    stale = _add_message(registry, patient, nonce=0)
+    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+        registry.addRecordBySig(
+            *_add_args(stale), sign(patient, "AddRecord", stale), sender=relayer
+        )
+    fresh = _add_message(registry, patient)
+    assert fresh["nonce"] == 1
+    registry.addRecordBySig(*_add_args(fresh), sign(patient, "AddRecord", fresh), sender=relayer)
+
+
+# ---------------------------------------------------------------------------- views
+
+
+def test_get_record_of_an_unknown_id(registry):
+    for record_id in (0, 1, 2**64, 2**256 - 1):
+        with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=record_id):
+            registry.getRecord(record_id)
+
+
+PAGES = [
+    (0, 100, slice(0, 6)),
+    (0, 6, slice(0, 6)),
+    (2, 2, slice(2, 4)),
+    (3, 3, slice(3, 6)),
+    (4, 10, slice(4, 6)),  # limit past the end
+    (5, 1, slice(5, 6)),
+    (6, 1, slice(0, 0)),  # offset at the end
+    (7, 5, slice(0, 0)),  # offset beyond the end
+    (2**255, 2**255, slice(0, 0)),
+    (0, 0, slice(0, 0)),  # limit 0
+    (3, 0, slice(0, 0)),
+    (0, 2**256 - 1, slice(0, 6)),
+]
+
+
+@pytest.fixture
+def six(add, patient):
+    """Six records of the patient: they span two slots of the packed id list."""
+    return [add(label=f"page {i}") for i in range(6)]
+
+
+def test_pagination_edges(registry, six, patient):
+    assert registry.recordCount(patient) == 6
+    everything = {r.id: r for r in registry.recordsOf(patient, 0, 6)}
+    for record_id, stored in everything.items():
+        assert stored == registry.getRecord(record_id)
+    for offset, limit, expected in PAGES:
+        page = registry.recordsOf(patient, offset, limit)
+        assert [r.id for r in page] == six[expected], (offset, limit)
+        assert all(r == everything[r.id] for r in page)
+
+
+def test_pages_of_a_patient_without_records(registry, stranger):
+    assert registry.recordCount(stranger) == 0
+    assert list(registry.recordsOf(stranger, 0, 10)) == []
+
+
+def test_pages_show_current_status_and_author(registry, add, six, patient, provider):
+    registry.eraseRecord(six[1], sender=patient)
+    by_provider = add(sender=provider, label="by provider")
+    page = registry.recordsOf(patient, 1, 100)
+    assert [r.status for r in page] == [ERASED, ACTIVE, ACTIVE, ACTIVE, ACTIVE, ACTIVE]
+    assert page[-1].id == by_provider
+    assert page[-1].author == provider
