@@ -15,7 +15,8 @@ Format ``medrecord-deployment/1``::
       "contracts": {
         "DataShareToken": {"address": "0x...", "block": 1, "transactionHash": "0x...",
                            "constructorArgs": ["MedRecord Data Share", "MDS", "0x...", 0]},
-        "ConsentRegistry": {...}
+        "ConsentRegistry": {...},
+        "StudyEscrow": {..., "constructorArgs": ["<ConsentRegistry>", "<DataShareToken>"]}
       }
     }
 
@@ -171,4 +172,9 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         lambda c: [c.token_name, c.token_symbol, c.deployer, c.token_cap],
     ),
     DeployStep("ConsentRegistry", lambda c: []),
+    # StudyEscrow(consent, defaultToken): both immutable, so it comes after the two it names.
+    DeployStep(
+        "StudyEscrow",
+        lambda c: [c.addresses["ConsentRegistry"], c.addresses["DataShareToken"]],
+    ),
 )
