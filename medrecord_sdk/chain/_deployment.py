@@ -16,7 +16,8 @@ Format ``medrecord-deployment/1``::
         "DataShareToken": {"address": "0x...", "block": 1, "transactionHash": "0x...",
                            "constructorArgs": ["MedRecord Data Share", "MDS", "0x...", 0]},
         "ConsentRegistry": {...},
-        "RecordRegistry": {..., "constructorArgs": ["<ConsentRegistry address>"]}
+        "RecordRegistry": {..., "constructorArgs": ["<ConsentRegistry address>"]},
+        "StudyEscrow": {..., "constructorArgs": ["<ConsentRegistry>", "<DataShareToken>"]}
       }
     }
 
@@ -174,4 +175,9 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
     DeployStep("ConsentRegistry", lambda c: []),
     # Asks the ConsentRegistry every permission question; the address is fixed at construction.
     DeployStep("RecordRegistry", lambda c: [c.addresses["ConsentRegistry"]]),
+    # StudyEscrow(consent, defaultToken): both immutable, so it comes after the two it names.
+    DeployStep(
+        "StudyEscrow",
+        lambda c: [c.addresses["ConsentRegistry"], c.addresses["DataShareToken"]],
+    ),
 )

@@ -128,3 +128,12 @@ def consent(project, deployer):
 
 
 # Fixtures of the RecordRegistry and StudyEscrow tests follow.
+
+
+# StudyEscrow
+
+
+@pytest.fixture
+def escrow(project, deployer, consent, token):
+    """A StudyEscrow over the fresh ConsentRegistry, with the DataShareToken as default token."""
+    return project.StudyEscrow.deploy(consent, token, sender=deployer)
