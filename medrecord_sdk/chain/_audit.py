@@ -129,10 +129,11 @@ class AuditReader:
             "address": [Web3.to_checksum_address(a) for a in self.addresses],
         }
         if self.topics is not None:
+            # As 0x-hex strings: every node (eth-tester included) accepts that form.
             params["topics"] = [
-                [HexBytes(t) for t in topic]
+                [HexBytes(t).to_0x_hex() for t in topic]
                 if isinstance(topic, list)
-                else (None if topic is None else HexBytes(topic))
+                else (None if topic is None else HexBytes(topic).to_0x_hex())
                 for topic in self.topics
             ]
         return list(self.w3.eth.get_logs(params))

@@ -194,7 +194,11 @@ class MedRecord:
         events: Iterator[DecodedEvent] = iter(self.events())
         if patient is not None:
             wanted = Web3.to_checksum_address(patient)
-            events = (e for e in events if e.args.get("patient") == wanted)
+            events = (
+                e
+                for e in events
+                if e.args.get("patient") == wanted or wanted in e.args.get("patients", ())
+            )
         if record_id is not None:
             events = (e for e in events if e.args.get("recordId") == record_id)
         return [audit_entry(e) for e in events]
