@@ -14,7 +14,14 @@ from ._deployment import (
     DeploymentManifest,
     DeployStep,
 )
-from ._embedded import DEVNET_MNEMONIC, EmbeddedChain, advance_time, devnet_accounts
+from ._embedded import (
+    DEVNET_MNEMONIC,
+    EmbeddedChain,
+    advance_time,
+    devnet_accounts,
+    revert_to,
+    snapshot,
+)
 from ._escrow import EnrollmentStatus, Study, StudyEscrow
 from ._records import KeyShare, Record, RecordRegistry, RecordStatus, SignedAddRecord
 from ._token import DataShareToken, PermitSignature
@@ -59,4 +66,6 @@ __all__ = [
     "devnet_accounts",
     "involves",
     "load_artifact",
+    "revert_to",
+    "snapshot",
 ]

@@ -13,7 +13,14 @@ from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
-__all__ = ["DEVNET_MNEMONIC", "EmbeddedChain", "advance_time", "devnet_accounts"]
+__all__ = [
+    "DEVNET_MNEMONIC",
+    "EmbeddedChain",
+    "advance_time",
+    "devnet_accounts",
+    "revert_to",
+    "snapshot",
+]
 
 # Public test mnemonic of Anvil, Hardhat and ape; funded only on throw-away local chains.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
@@ -66,3 +73,27 @@ def advance_time(w3: Web3, seconds: int) -> int:
         w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     return int(w3.eth.get_block("latest")["timestamp"])
+
+
+def snapshot(w3: Web3) -> object:
+    """Saves a local chain's state; :func:`revert_to` returns to it (one use per snapshot)."""
+    provider = w3.provider
+    if isinstance(provider, EthereumTesterProvider):
+        tester = provider.ethereum_tester
+        assert tester is not None
+        return tester.take_snapshot()
+    response = provider.make_request("evm_snapshot", [])  # type: ignore[arg-type]
+    return response["result"]
+
+
+def revert_to(w3: Web3, snapshot_id: object) -> None:
+    """Restores the state saved by :func:`snapshot` (Anvil, Hardhat or the embedded chain)."""
+    provider = w3.provider
+    if isinstance(provider, EthereumTesterProvider):
+        tester = provider.ethereum_tester
+        assert tester is not None
+        tester.revert_to_snapshot(snapshot_id)
+        return
+    response = provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+    if response.get("result") is not True:
+        raise RuntimeError(f"the node refused evm_revert to {snapshot_id}: {response}")
