@@ -1,0 +1,346 @@
+"""Every flow of patients, providers and researchers, and their refusals, on every network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medrecord_sdk.chain import EnrollmentStatus, RecordStatus
+from medrecord_sdk.client import MedRecord
+from medrecord_sdk.crypto import KeyPair
+from medrecord_sdk.errors import (
+    AnchorFailed,
+    ConsentDenied,
+    ConsentExpired,
+    ContractRevert,
+    IntegrityError,
+    KeyNotShared,
+    RecipientKeyMissing,
+    RecordUnavailable,
+    StoreUnavailable,
+)
+from medrecord_sdk.storage import KuboStore, LocalStore
+from medrecord_sdk.testing.plugin import Actors
+from medrecord_sdk.vocabulary import Action, Category, Purpose
+
+UNIT = 10**18
+GLUCOSE = json.dumps(
+    {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "valueQuantity": {"value": 6.10, "unit": "mmol/L"},
+    }
+).encode()
+
+
+def provider_may_write(cast: Actors, category: Category = Category.LABORATORY) -> None:
+    cast.patient.grant(
+        cast.provider.address, [category], [Purpose.TREAT], Action.READ | Action.WRITE
+    )
+
+
+def pins(mr: MedRecord) -> set[str]:
+    assert isinstance(mr.store, LocalStore)
+    return {str(cid) for cid in mr.store.pins()}
+
+
+# ---------------------------------------------------------------- records
+
+
+def test_provider_writes_and_both_read(mr: MedRecord, cast: Actors) -> None:
+    provider_may_write(cast)
+    receipt = cast.provider.add_record_for(cast.patient.address, GLUCOSE, Category.LABORATORY)
+    record = mr.records.get_record(receipt.record_id)
+    assert record.patient == cast.patient.address
+    assert record.author == cast.provider.address
+    assert record.content_hash == receipt.content_hash
+    assert record.status is RecordStatus.ACTIVE
+    assert cast.patient.read(receipt.record_id) == GLUCOSE
+    assert cast.provider.read(receipt.record_id) == GLUCOSE
+    assert str(receipt.cid) in pins(mr)
+
+
+def test_patient_adds_a_large_file_streamed(mr: MedRecord, cast: Actors, tmp_path: Path) -> None:
+    source = tmp_path / "scan.bin"
+    payload = bytes(range(256)) * (12 * 1024)  # 3 MiB: several chunks, a multi-block DAG
+    source.write_bytes(payload)
+    receipt = cast.patient.add_record(source, Category.IMAGING)
+    assert receipt.plaintext_size == len(payload)
+    out = tmp_path / "back.bin"
+    assert cast.patient.read(receipt.record_id, to=out) == b""
+    assert out.read_bytes() == payload
+
+
+def test_provider_without_consent_is_refused_before_anything_is_stored(
+    mr: MedRecord, cast: Actors
+) -> None:
+    before = pins(mr)
+    with pytest.raises(ConsentDenied, match="must grant it first"):
+        cast.provider.add_record_for(cast.patient.address, GLUCOSE, Category.LABORATORY)
+    assert pins(mr) == before
+    assert mr.records.record_count(cast.patient.address) == 0
+
+
+def test_provider_with_write_for_another_category_is_refused(mr: MedRecord, cast: Actors) -> None:
+    provider_may_write(cast, Category.IMAGING)
+    with pytest.raises(ConsentDenied):
+        cast.provider.add_record_for(cast.patient.address, GLUCOSE, Category.LABORATORY)
+
+
+def test_provider_with_expired_consent_is_refused(mr: MedRecord, cast: Actors) -> None:
+    cast.patient.grant(
+        cast.provider.address, Category.LABORATORY, Purpose.TREAT, Action.WRITE, expires_in=100
+    )
+    mr.advance_time(200)
+    with pytest.raises(ConsentExpired, match="expired"):
+        cast.provider.add_record_for(cast.patient.address, GLUCOSE, Category.LABORATORY)
+
+
+def test_patient_without_registered_key_cannot_receive_a_record(
+    mr: MedRecord, cast: Actors
+) -> None:
+    newcomer = mr.patient(mr.accounts[7])
+    newcomer.grant(cast.provider.address, Category.LABORATORY, Purpose.TREAT, Action.WRITE)
+    before = pins(mr)
+    with pytest.raises(RecipientKeyMissing, match="register_key"):
+        cast.provider.add_record_for(newcomer.address, GLUCOSE, Category.LABORATORY)
+    assert pins(mr) == before
+
+
+def test_failed_anchor_unpins_the_upload(mr: MedRecord, cast: Actors) -> None:
+    before = pins(mr)
+    with pytest.raises(AnchorFailed, match="unpinned") as caught:
+        cast.patient.add_record(GLUCOSE, Category.LABORATORY, supersedes=999)
+    assert isinstance(caught.value.cause, ContractRevert)
+    assert caught.value.cause.error_name == "RecordRegistryNonexistentRecord"
+    assert pins(mr) == before
+    assert mr.records.record_count(cast.patient.address) == 0
+
+
+def test_new_version_amends_the_old_one(mr: MedRecord, cast: Actors) -> None:
+    first = cast.patient.add_record(b"v1", Category.CONDITIONS)
+    second = cast.patient.new_version(first.record_id, b"v2")
+    assert mr.records.get_record(first.record_id).status is RecordStatus.AMENDED
+    newest = mr.records.get_record(second.record_id)
+    assert newest.supersedes == first.record_id
+    assert newest.category is Category.CONDITIONS
+    assert cast.patient.read(second.record_id) == b"v2"
+
+
+def test_tampered_block_in_the_store_is_refused(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(b"blood type: 0+", Category.LABORATORY)
+    assert isinstance(mr.store, LocalStore)
+    block = mr.store.block_path(receipt.cid)
+    data = bytearray(block.read_bytes())
+    data[-1] ^= 0x01
+    block.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        cast.patient.read(receipt.record_id)
+
+
+# ---------------------------------------------------------------- sharing
+
+
+def test_share_needs_consent_then_reaches_the_doctor(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    with pytest.raises(ConsentDenied):
+        cast.patient.share(receipt.record_id, cast.doctor.address)
+    with pytest.raises(ConsentDenied):
+        cast.doctor.read(receipt.record_id)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT, expires_in=3600)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    assert cast.doctor.read(receipt.record_id) == GLUCOSE
+    shared = cast.doctor.shared_with_me()
+    assert [(s.record_id, s.patient) for s in shared] == [(receipt.record_id, cast.patient.address)]
+
+
+def test_share_to_grantee_without_key_is_refused(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    keyless = mr.accounts[8].address
+    cast.patient.grant(keyless, Category.LABORATORY, Purpose.TREAT)
+    with pytest.raises(RecipientKeyMissing):
+        cast.patient.share(receipt.record_id, keyless)
+
+
+def test_revoked_consent_stops_reading(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    cast.patient.revoke(cast.doctor.address)
+    with pytest.raises(ConsentDenied):
+        cast.doctor.read(receipt.record_id)
+    with pytest.raises(ConsentDenied):
+        cast.patient.share(receipt.record_id, cast.doctor.address)
+
+
+def test_expired_consent_stops_reading(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT, expires_in=60)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    mr.advance_time(61)
+    with pytest.raises(ConsentExpired):
+        cast.doctor.read(receipt.record_id)
+
+
+def test_wrong_key_cannot_read(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    # The same account with another X25519 key (a lost or rotated key): nothing to unwrap.
+    impostor = mr.provider(mr.accounts[4], KeyPair.generate())
+    with pytest.raises(KeyNotShared):
+        impostor.read(receipt.record_id)
+
+
+def test_signed_grant_relayed_by_someone_else(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    signed = cast.patient.sign_grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT)
+    cast.relayer.relay_grant(signed)
+    with pytest.raises(ContractRevert):
+        cast.relayer.relay_grant(signed)  # the nonce moved: a replay fails
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    assert cast.doctor.read(receipt.record_id) == GLUCOSE
+    signed_revoke = cast.patient.sign_revoke(cast.doctor.address)
+    cast.relayer.relay_revoke(signed_revoke)
+    with pytest.raises(ConsentDenied):
+        cast.doctor.read(receipt.record_id)
+
+
+def test_guardian_grants_and_revokes_for_the_patient(mr: MedRecord, cast: Actors) -> None:
+    cast.patient.appoint_guardian(cast.guardian.address)
+    cast.guardian.grant(
+        cast.provider.address,
+        Category.IMMUNIZATIONS,
+        Purpose.TREAT,
+        Action.WRITE,
+        patient=cast.patient.address,
+    )
+    receipt = cast.provider.add_record_for(cast.patient.address, b"MMR", Category.IMMUNIZATIONS)
+    assert cast.patient.read(receipt.record_id) == b"MMR"
+    cast.guardian.revoke(cast.provider.address, patient=cast.patient.address)
+    with pytest.raises(ConsentDenied):
+        cast.provider.add_record_for(cast.patient.address, b"x", Category.IMMUNIZATIONS)
+    cast.patient.remove_guardian(cast.guardian.address)
+    with pytest.raises(ContractRevert) as caught:
+        cast.guardian.grant(
+            cast.provider.address,
+            Category.IMMUNIZATIONS,
+            Purpose.TREAT,
+            patient=cast.patient.address,
+        )
+    assert caught.value.error_name == "ConsentRegistryUnauthorized"
+
+
+# ---------------------------------------------------------------- erasure and audit
+
+
+def test_erase_shreds_and_leaves_a_receipt(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    assert isinstance(mr.store, LocalStore)
+    block = mr.store.block_path(receipt.cid)
+    erased = cast.patient.erase(receipt.record_id)
+    assert erased.local_key_destroyed
+    assert erased.receipt.event("RecordErased")["recordId"] == receipt.record_id
+    assert mr.records.get_record(receipt.record_id).status is RecordStatus.ERASED
+    assert str(receipt.cid) not in pins(mr)
+    assert not block.exists()
+    with pytest.raises(RecordUnavailable):
+        cast.patient.read(receipt.record_id)
+    with pytest.raises(RecordUnavailable):
+        cast.patient.share(receipt.record_id, cast.doctor.address)
+
+
+def test_audit_trail_of_a_record(mr: MedRecord, cast: Actors) -> None:
+    provider_may_write(cast)
+    receipt = cast.provider.add_record_for(cast.patient.address, GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    cast.patient.erase(receipt.record_id)
+    trail = mr.audit_trail(record_id=receipt.record_id)
+    assert [(e.event, e.actor, e.grantee) for e in trail] == [
+        ("RecordAdded", cast.provider.address, None),
+        ("KeyShared", cast.provider.address, cast.patient.address),
+        ("KeyShared", cast.provider.address, cast.provider.address),
+        ("KeyShared", cast.patient.address, cast.doctor.address),
+        ("RecordErased", cast.patient.address, None),
+    ]
+    assert all(e.patient == cast.patient.address for e in trail)
+
+
+# ---------------------------------------------------------------- studies
+
+
+def test_study_pays_consenting_patients_and_skips_revoked(mr: MedRecord, cast: Actors) -> None:
+    researcher, patient, other = cast.researcher, cast.patient, cast.doctor
+    study = researcher.create_study(
+        categories=[Category.LABORATORY],
+        purpose=Purpose.HRESCH,
+        reward=10 * UNIT,
+        max_participants=5,
+        enrollment_deadline=mr.now() + 86_400,
+        review_period=86_400,
+        metadata=b'{"title": "glucose cohort"}',
+    )
+    researcher.fund(study, 50 * UNIT)
+    for person in (patient, other):
+        person_patient = mr.patient(person.account, person.keypair)
+        person_patient.grant(researcher.address, Category.LABORATORY, Purpose.HRESCH)
+        person_patient.enroll(study)
+    mr.patient(other.account, other.keypair).revoke(researcher.address)
+    researcher.pay(study, [patient.address, other.address])
+    assert mr.escrow.enrollment_of(study, patient.address) is EnrollmentStatus.PAID
+    assert mr.escrow.enrollment_of(study, other.address) is EnrollmentStatus.FORFEITED
+    assert patient.token_balance() == 10 * UNIT
+    assert mr.token.balance_of(other.address) == 0
+    mr.advance_time(2 * 86_400 + 1)
+    researcher.reclaim(study)
+    assert mr.escrow.get_study(study).unallocated == 0
+
+
+def test_enrollment_without_consent_is_refused(mr: MedRecord, cast: Actors) -> None:
+    study = cast.researcher.create_study(
+        categories=[Category.LABORATORY],
+        purpose=Purpose.HRESCH,
+        reward=UNIT,
+        max_participants=1,
+        enrollment_deadline=mr.now() + 3600,
+        review_period=3600,
+    )
+    cast.researcher.fund(study, UNIT)
+    with pytest.raises(ContractRevert) as caught:
+        cast.patient.enroll(study)
+    assert caught.value.error_name == "StudyEscrowConsentMissing"
+
+
+def test_unpaid_patient_claims_after_review(mr: MedRecord, cast: Actors) -> None:
+    study = cast.researcher.create_study(
+        categories=[Category.VITAL_SIGNS],
+        purpose=Purpose.CLINTRCH,
+        reward=3 * UNIT,
+        max_participants=2,
+        enrollment_deadline=mr.now() + 3600,
+        review_period=3600,
+    )
+    cast.researcher.fund(study, 6 * UNIT)
+    cast.patient.grant(cast.researcher.address, Category.VITAL_SIGNS, Purpose.CLINTRCH)
+    cast.patient.enroll(study)
+    with pytest.raises(ContractRevert):
+        cast.patient.claim(study)  # the review period is not over
+    mr.advance_time(7201)
+    cast.patient.claim(study)
+    assert cast.patient.token_balance() == 3 * UNIT
+
+
+# ---------------------------------------------------------------- stores
+
+
+def test_store_down_stops_before_anything_is_anchored(mr: MedRecord, cast: Actors) -> None:
+    down = MedRecord(mr.w3, mr.manifest, KuboStore("http://127.0.0.1:9", timeout=2, retries=1))
+    patient = down.patient(cast.patient.account, cast.patient.keypair)
+    with pytest.raises(StoreUnavailable):
+        patient.add_record(GLUCOSE, Category.LABORATORY)
+    assert mr.records.record_count(cast.patient.address) == 0
