@@ -46,6 +46,8 @@ from ..errors import (
     RecordUnavailable,
     StorageError,
 )
+from ..fhir import FhirVersion, parse_resource
+from ..fhir import split_bundle as fhir_split_bundle
 from ..storage import CID, LocalStore
 from ..vocabulary import Action, Category, Purpose
 from ._audit import AuditEntry
@@ -344,6 +346,26 @@ class Patient(_Actor):
         stores it, anchors it, and releases its key to the patient (this account)."""
         return self._add_record(self.address, data, category, supersedes, release_to_author=False)
 
+    def add_fhir_record(
+        self,
+        resource: bytes | str,
+        *,
+        version: FhirVersion = "R5",
+        category: Category | None = None,
+        split_bundle: bool = False,
+    ) -> list[RecordReceipt]:
+        """Adds a FHIR resource (validated, category derived; see ``medrecord_sdk.fhir``).
+
+        A Bundle is stored whole, or with ``split_bundle`` one record per entry. Everything is
+        validated before the first record is encrypted.
+        """
+        items = (
+            fhir_split_bundle(resource, version=version, category=category)
+            if split_bundle
+            else [parse_resource(resource, version=version, category=category)]
+        )
+        return [self.add_record(item.original_bytes, item.category) for item in items]
+
     def new_version(self, record_id: int, data: RecordSource) -> RecordReceipt:
         """Adds a new version of a record; the old one becomes amended."""
         old = self.mr.records.get_record(record_id)
@@ -495,6 +517,21 @@ class Provider(_Actor):
         """
         self._require_consent(patient, self.address, Category(category), purpose, Action.WRITE)
         return self._add_record(patient, data, category, supersedes, release_to_author=True)
+
+    def add_fhir_record_for(
+        self,
+        patient: str,
+        resource: bytes | str,
+        *,
+        version: FhirVersion = "R5",
+        category: Category | None = None,
+    ) -> RecordReceipt:
+        """Validates a FHIR resource, derives its category, then writes it like
+        :meth:`add_record_for`. An invalid resource raises ``InvalidResource`` (with the
+        validator's message) before anything is encrypted or stored; the original bytes are
+        what is encrypted and hashed, never a re-serialisation."""
+        parsed = parse_resource(resource, version=version, category=category)
+        return self.add_record_for(patient, parsed.original_bytes, parsed.category)
 
 
 class Researcher(_Actor):

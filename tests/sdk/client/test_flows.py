@@ -30,7 +30,16 @@ GLUCOSE = json.dumps(
     {
         "resourceType": "Observation",
         "status": "final",
-        "category": [{"coding": [{"code": "laboratory"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
         "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
         "valueQuantity": {"value": 6.10, "unit": "mmol/L"},
     }
@@ -343,4 +352,26 @@ def test_store_down_stops_before_anything_is_anchored(mr: MedRecord, cast: Actor
     patient = down.patient(cast.patient.account, cast.patient.keypair)
     with pytest.raises(StoreUnavailable):
         patient.add_record(GLUCOSE, Category.LABORATORY)
+    assert mr.records.record_count(cast.patient.address) == 0
+
+
+# ---------------------------------------------------------------- FHIR
+
+
+def test_fhir_observation_is_validated_and_classified(mr: MedRecord, cast: Actors) -> None:
+    provider_may_write(cast)
+    receipt = cast.provider.add_fhir_record_for(cast.patient.address, GLUCOSE)
+    assert mr.records.get_record(receipt.record_id).category is Category.LABORATORY
+    assert cast.patient.read(receipt.record_id) == GLUCOSE  # the original bytes, 6.10 kept
+
+
+def test_invalid_fhir_is_refused_before_anything_is_stored(mr: MedRecord, cast: Actors) -> None:
+    from medrecord_sdk.errors import InvalidResource
+
+    provider_may_write(cast)
+    before = pins(mr)
+    bad = json.dumps({"resourceType": "Observation", "status": 12}).encode()
+    with pytest.raises(InvalidResource):
+        cast.provider.add_fhir_record_for(cast.patient.address, bad)
+    assert pins(mr) == before
     assert mr.records.record_count(cast.patient.address) == 0
