@@ -115,6 +115,8 @@ def topic_for(value: int | str) -> bytes:
 def _normalise(value: Any, abi_type: str) -> Any:
     if abi_type == "address":
         return to_checksum_address(value)
+    if abi_type.startswith("address[") and isinstance(value, list | tuple):
+        return [to_checksum_address(v) for v in value]
     if isinstance(value, tuple):
         return list(value)
     return value
