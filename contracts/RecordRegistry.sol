@@ -176,7 +176,8 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         if (size == 0 || size > MAX_BATCH_SIZE) revert RecordRegistryInvalidBatchSize(size);
         for (uint256 i; i < size; ++i) {
             KeyShare calldata share = shares[i];
-            bytes memory failure = _shareKey(msg.sender, share.recordId, share.grantee, share.purpose, share.wrappedKey);
+            bytes memory failure =
+                _shareKey(msg.sender, share.recordId, share.grantee, share.purpose, share.wrappedKey);
             if (failure.length != 0) revert RecordRegistryShareRejected(i, failure);
         }
     }
