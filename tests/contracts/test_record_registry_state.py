@@ -175,6 +175,7 @@ class RecordMachine(RuleBasedStateMachine):
         self.addr = {role: str(account.address) for role, account in self.actors.items()}
         self.role_of = {address: role for role, address in self.addr.items()}
         self.state = State()
+        self.verified: dict[int, Rec] = {}
         self.logs: list[tuple[str, dict, int]] = []
         self.consent: dict[tuple[str, str], tuple[int, int, int, int]] = {}
         self.guardian_appointed = False
@@ -186,7 +187,10 @@ class RecordMachine(RuleBasedStateMachine):
         self.grant("patient", "researcher", 1 << LABORATORY | 1 << IMAGING, 1 << HRESCH, READ, 3)
 
     def teardown(self) -> None:
-        ape.chain.restore(self.snapshot)
+        try:
+            self.all_views_match_the_model()
+        finally:
+            ape.chain.restore(self.snapshot)
 
     # ------------------------------------------------------------------ model helpers
 
@@ -548,6 +552,17 @@ class RecordMachine(RuleBasedStateMachine):
 
     @invariant()
     def views_match_the_model(self):
+        # Every step: the counts, and each record the model says changed. Every record of every
+        # patient is compared at the end of the example (teardown) and by `read_a_page...`.
+        for who in PATIENTS:
+            patient = self.addr[who]
+            assert self.registry.recordCount(patient) == len(self.state.lists.get(patient, []))
+        for record_id, rec in self.state.records.items():
+            if self.verified.get(record_id) != rec:
+                assert self.as_rec(self.registry.getRecord(record_id)) == rec
+                self.verified[record_id] = rec
+
+    def all_views_match_the_model(self):
         for who in PATIENTS:
             patient = self.addr[who]
             ids = self.state.lists.get(patient, [])
