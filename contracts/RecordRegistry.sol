@@ -17,19 +17,21 @@ import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
  * recoveries; contract patients are asked through ERC-1271), with one nonce sequence per patient.
  *
  * Storage design: every field of a record is in storage, so {getRecord} and {recordsOf} answer
- * from state alone. The alternative, one commitment slot with the fields only in the event,
- * saves about one slot per record but makes the SDK depend on `eth_getLogs` to locate a patient's
- * files: many RPC providers cap log ranges, and nodes that expire history (EIP-4444) drop old
- * logs, while a CID must stay readable for as long as the record exists. The rules also read
- * patient, category, status and author on chain, which a pure commitment would force every
- * caller to resend and prove. So the state holds everything, at the least cost:
+ * from state alone. The alternative, one commitment slot with the fields only in the event, would
+ * save one slot (22,100 gas) on a typical record, up to three on a dag-pb record by a provider,
+ * but makes the SDK depend on `eth_getLogs` to locate a patient's files: many RPC providers cap
+ * log ranges, and nodes that expire history (EIP-4444) drop old logs, while a CID must stay
+ * readable for as long as the record exists. The rules also read patient, category, status and
+ * author on chain, which a pure commitment would force every caller to resend and prove. So the
+ * state holds everything, at the least cost:
  * - slot 0, what every rule reads: patient, createdAt, category, status, codec (232 bits);
  * - slot 1: author and supersedes, left zero (never written) for a first version the patient
- *   wrote, the common case; zero author reads as the patient;
+ *   registered (own uploads, relayed signatures); a zero author reads as the patient;
  * - slot 2: the CID digest; slot 3: the content hash, left zero when it equals the digest, which
  *   is always so for a raw (single-block) CID, whose digest is the sha256 of the file itself.
  * A patient's ids are packed four to a slot, the count in the first position (see
- * {_appendRecordId}), so a record usually adds two new slots and a few warm writes.
+ * {_appendRecordId}). A patient's own raw record thus adds two new slots (header, digest), a
+ * provider's dag-pb record four, plus updates of the id counter and the id list.
  */
 contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     /// @notice CID codec of a file of one block.
@@ -176,7 +178,8 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         if (size == 0 || size > MAX_BATCH_SIZE) revert RecordRegistryInvalidBatchSize(size);
         for (uint256 i; i < size; ++i) {
             KeyShare calldata share = shares[i];
-            bytes memory failure = _shareKey(msg.sender, share.recordId, share.grantee, share.purpose, share.wrappedKey);
+            bytes memory failure =
+                _shareKey(msg.sender, share.recordId, share.grantee, share.purpose, share.wrappedKey);
             if (failure.length != 0) revert RecordRegistryShareRejected(i, failure);
         }
     }
