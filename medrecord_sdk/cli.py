@@ -1,17 +1,134 @@
-"""The `medrecord` command line: a thin shell over the SDK."""
+"""The `medrecord` command line: a thin shell over the SDK.
+
+Every SDK flow is a command (``medrecord --help`` lists them). Global options say where the
+chain, the contracts, the store and the keys are; each also reads a ``MEDRECORD_*`` variable
+(through :class:`~medrecord_sdk.config.Settings`), and an option beats its variable.
+
+Errors the SDK expects (no consent, wrong passphrase, node down...) are printed as one red
+line on stderr that says what to do, with exit status 1; usage errors exit with 2. A traceback
+means a bug.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import IO, Any
+
 import click
+import requests
 from rich.console import Console
+from web3.exceptions import TimeExhausted
 
 from . import __version__
+from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
+from .errors import ContractRevert, MedRecordError
+from .fhir import fhir_cli
+
+__all__ = ["main"]
 
 
-@click.group()
+class ReportedError(click.ClickException):
+    """An expected failure, shown as ``Error: ...`` in red on stderr (exit status 1)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.secho(f"Error: {self.format_message()}", err=True, fg="red")
+
+
+def _message(exc: MedRecordError) -> str:
+    if isinstance(exc, ContractRevert):
+        return f"the contract refused the transaction: {exc}"
+    return str(exc)
+
+
+class _MedRecordGroup(click.Group):
+    """Turns the SDK's expected errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MedRecordError as exc:
+            raise ReportedError(_message(exc)) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ReportedError(
+                f"lost the connection to the node ({type(exc).__name__}); check that it is "
+                "running and that --rpc is right, then run the command again"
+            ) from exc
+        except TimeExhausted as exc:
+            raise ReportedError(
+                f"{exc}; the transaction may still be mined: check before sending it again"
+            ) from exc
+
+
+_ENV_HELP = """\b
+Every option also reads MEDRECORD_<NAME> (MEDRECORD_RPC_URL, MEDRECORD_STORE,
+MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
+"""
+
+
+@click.group(cls=_MedRecordGroup, epilog=_ENV_HELP)
 @click.version_option(__version__, prog_name="medrecord")
-def main() -> None:
+@click.option("--rpc", "rpc_url", metavar="URL", help="JSON-RPC endpoint of the chain.")
+@click.option(
+    "--network",
+    metavar="CHOICE",
+    help="An ape network choice (ethereum:local:foundry) instead of --rpc; needs eth-ape.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deployment manifest file (default: <deployments-dir>/<chain id>.json).",
+)
+@click.option(
+    "--deployments-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of deployment manifests, one per chain id [default: deployments].",
+)
+@click.option(
+    "--store",
+    type=click.Choice(["local", "kubo", "pinning"]),
+    help="Where encrypted records go [default: local].",
+)
+@click.option(
+    "--store-path",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the local store [default: .medrecord/store].",
+)
+@click.option("--ipfs-api", metavar="URL", help="Kubo RPC API [default: http://127.0.0.1:5001].")
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache of your record keys, wrapped to your X25519 key [default: .medrecord/keys].",
+)
+@click.option(
+    "--account-keystore",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="eth-account JSON keystore (v3) of your account [default: .medrecord/account.json].",
+)
+@click.option(
+    "--key-keystore",
+    "keystore",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keystore of your X25519 encryption key [default: .medrecord/x25519.json].",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the keystores' passphrase (else MEDRECORD_PASSWORD, else a prompt).",
+)
+@click.option(
+    "--dev-account",
+    type=click.IntRange(0, 999),
+    metavar="N",
+    help="Use account N of the PUBLIC devnet mnemonic (Anvil/Hardhat/local testing ONLY: "
+    "anyone can take what it holds), with an X25519 key derived from it.",
+)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.pass_context
+def main(ctx: click.Context, /, json_output: bool, **options: Any) -> None:
     """MedRecord: patient-controlled medical records on Ethereum."""
+    state = CliState({k: v for k, v in options.items() if v is not None}, json_output)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 @main.command()
@@ -20,3 +137,7 @@ def demo() -> None:
     from ._demo import run_demo
 
     run_demo(Console())
+
+
+for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli):
+    main.add_command(_command)
