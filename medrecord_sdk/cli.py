@@ -21,6 +21,7 @@ from web3.exceptions import TimeExhausted
 
 from . import __version__
 from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
+from ._cli._output import jsonable
 from .errors import ContractRevert, MedRecordError
 from .fhir import fhir_cli
 
@@ -34,9 +35,50 @@ class ReportedError(click.ClickException):
         click.secho(f"Error: {self.format_message()}", err=True, fg="red")
 
 
+# What to do about the reverts a CLI user meets most; the decoded error is always shown too.
+_REVERT_HINTS = {
+    "ConsentRegistryNoConsent": "there is no consent to revoke",
+    "ConsentRegistryUnauthorized": (
+        "you are neither the patient nor one of their guardians (`medrecord guardian appoint`)"
+    ),
+    "ConsentRegistryInvalidSignature": (
+        "the signature is not the patient's for the pair's current nonce (a later grant or "
+        "revoke voids it); ask the patient to sign again"
+    ),
+    "ConsentRegistryExpiredSignature": "the signature expired; ask the patient to sign again",
+    "ConsentRegistryGuardianExists": "that account is already a guardian",
+    "ConsentRegistryGuardianNotFound": "that account is not a guardian",
+    "RecordRegistryUnauthorizedAuthor": (
+        "writing for a patient needs their WRITE consent for the category "
+        "(`medrecord consent grant YOU --actions write ...`, by the patient)"
+    ),
+    "RecordRegistryUnauthorized": "only the patient or a guardian may do this",
+    "RecordRegistryNonexistentRecord": "no record has that id (`medrecord record list`)",
+    "StudyEscrowUnknownStudy": "no study has that id",
+    "StudyEscrowNotResearcher": "only the study's researcher may do this",
+    "StudyEscrowConsentMissing": (
+        "the patient must first grant the researcher the study's categories for its purpose "
+        "(`medrecord consent grant RESEARCHER --categories ... --purposes HRESCH ...`)"
+    ),
+    "StudyEscrowInsufficientFunding": "fund the study first (`medrecord study fund`)",
+    "StudyEscrowEnrollmentClosed": "enrollment in this study has closed",
+    "StudyEscrowReviewNotOver": "wait until the review period ends (`medrecord study show`)",
+    "StudyEscrowReviewOver": "the review period is over",
+    "StudyEscrowNothingToReclaim": "nothing is left to reclaim",
+    "AccessControlUnauthorizedAccount": (
+        "your account lacks the role this needs (minting needs MINTER_ROLE: ask the deployer)"
+    ),
+    "ERC20InsufficientBalance": "not enough tokens (`medrecord token balance`)",
+}
+
+
 def _message(exc: MedRecordError) -> str:
     if isinstance(exc, ContractRevert):
-        return f"the contract refused the transaction: {exc}"
+        rendered = ", ".join(f"{k}={jsonable(v)}" for k, v in exc.args_by_name.items())
+        hint = _REVERT_HINTS.get(exc.error_name)
+        return f"the contract refused the transaction: {exc.error_name}({rendered})" + (
+            f"; {hint}" if hint else ""
+        )
     return str(exc)
 
 

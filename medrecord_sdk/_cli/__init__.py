@@ -5,11 +5,12 @@ the SDK client: parse the arguments, call one SDK flow, print the result (a sent
 or JSON with ``--json``).
 """
 
+from ._audit import audit
 from ._consent import consent, guardian
 from ._context import CliSettings, CliState, dev_account, dev_keypair
 from ._keys import deploy, keys
 from ._records import record
-from ._studies import audit, study, token
+from ._studies import study, token
 
 __all__ = [
     "CliSettings",

@@ -41,7 +41,7 @@ SIGNED_FORMAT = "medrecord-signed-consent/1"
 NOT_PERMITTED = 3
 
 
-@click.group()
+@click.group(short_help="Grant, revoke, sign and check consents.")
 def consent() -> None:
     """Who may read or write which of a patient's data, for what purpose, until when."""
 
@@ -130,7 +130,10 @@ def consent_grant(
     no_expiry: bool,
     patient: str | None,
 ) -> None:
-    """Grant GRANTEE access to your data (replacing any earlier grant to them)."""
+    """Grant GRANTEE access to your data.
+
+    Replaces any earlier grant to GRANTEE. An expiry choice is required.
+    """
     at, within = _expiry(expires_in, expires_at, no_expiry)
     actor = state.patient()
     result = actor.grant(
@@ -159,7 +162,10 @@ def consent_grant(
 @click.option("--for", "patient", type=ADDRESS, help="Revoke for this patient, as their guardian.")
 @pass_state
 def consent_revoke(state: CliState, grantee: str, patient: str | None) -> None:
-    """Revoke everything granted to GRANTEE. Keys already released cannot be recalled."""
+    """Revoke everything granted to GRANTEE.
+
+    Keys already released to GRANTEE cannot be recalled.
+    """
     actor = state.patient()
     result = actor.revoke(grantee, patient=patient)
     owner = patient or actor.address
@@ -224,9 +230,10 @@ def consent_sign_grant(
     out: str,
     force: bool,
 ) -> None:
-    """Sign a grant off-chain (EIP-712; you pay no gas); anyone relays it with `consent relay`.
+    """Sign a grant off-chain, for anyone to relay.
 
-    The signature is bound to the pair's current nonce: any later grant or revoke voids it.
+    EIP-712: you pay no gas; anyone submits it with `consent relay`. The signature is bound to
+    the pair's current nonce: any later grant or revoke voids it.
     """
     at, within = _expiry(expires_in, expires_at, no_expiry)
     signed = state.patient().sign_grant(
@@ -272,7 +279,7 @@ def consent_sign_grant(
 def consent_sign_revoke(
     state: CliState, grantee: str, valid_for: int, out: str, force: bool
 ) -> None:
-    """Sign a revoke off-chain; anyone relays it with `consent relay`."""
+    """Sign a revoke off-chain, for anyone to relay (`consent relay`)."""
     signed = state.patient().sign_revoke(grantee, valid_for=valid_for)
     document = {
         **_signed_header(state, "revoke"),
@@ -325,8 +332,10 @@ def _signed_from(doc: dict[str, Any]) -> SignedGrant | SignedRevoke:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_state
 def consent_relay(state: CliState, file: Path) -> None:
-    """Submit a patient's signed grant or revoke (from sign-grant / sign-revoke); you pay the
-    gas."""
+    """Submit a signed grant or revoke; you pay the gas.
+
+    FILE comes from `consent sign-grant` or `consent sign-revoke`.
+    """
     doc = _load_signed(file)
     mr = state.mr
     if doc.get("chain_id") != mr.chain_id or str(doc.get("consent_registry", "")).lower() != (
@@ -370,7 +379,7 @@ def consent_relay(state: CliState, file: Path) -> None:
 @click.argument("grantee", type=ADDRESS)
 @pass_state
 def consent_show(state: CliState, patient: str, grantee: str) -> None:
-    """Show what PATIENT has granted GRANTEE, and whether it is active now."""
+    """Show what PATIENT has granted GRANTEE, and whether it is active."""
     mr = state.mr
     stored = mr.consent.consent_of(patient, grantee)
     data = {
@@ -416,9 +425,10 @@ def consent_check(
     purpose: Purpose,
     action: str,
 ) -> None:
-    """Ask the registry whether GRANTEE may do ACTION on PATIENT's CATEGORY for PURPOSE now.
+    """Ask whether GRANTEE may access PATIENT's data now.
 
-    Exit status 0 when permitted, 3 when not (1 is an error, 2 a usage error), for scripts.
+    The registry answers for one category, purpose and action. Exit status 0 when permitted, 3
+    when not (1 is an error, 2 a usage error), for scripts.
     """
     act = Action.READ if action.lower() == "read" else Action.WRITE
     permitted = state.mr.consent.is_permitted(patient, grantee, category, purpose, act)
@@ -444,7 +454,7 @@ def consent_check(
 # ---------------------------------------------------------------- guardians
 
 
-@click.group()
+@click.group(short_help="Appoint or remove your guardians.")
 def guardian() -> None:
     """Guardians act for a patient (minors, the elderly): grant, revoke, enroll, claim."""
 
@@ -453,7 +463,10 @@ def guardian() -> None:
 @click.argument("address", type=ADDRESS)
 @pass_state
 def guardian_appoint(state: CliState, address: str) -> None:
-    """Appoint ADDRESS as your guardian (they may then use --for with your address)."""
+    """Appoint ADDRESS as your guardian.
+
+    They may then act for you with --for YOUR-ADDRESS.
+    """
     result = state.patient().appoint_guardian(address)
     emit(
         state,

@@ -29,7 +29,7 @@ __all__ = ["deploy", "keys"]
 pass_state = click.make_pass_decorator(CliState)
 
 
-@click.group()
+@click.group(short_help="Create, show and publish your keys.")
 def keys() -> None:
     """Your account and X25519 encryption key: create, show, publish."""
 
@@ -65,12 +65,13 @@ def _exists(path: Path) -> KeystoreError:
 @keys.command("new")
 @pass_state
 def keys_new(state: CliState) -> None:
-    """Create a new Ethereum account and X25519 key, each in an encrypted keystore.
+    """Create an account and an X25519 key in keystores.
 
-    Written to --account-keystore and --key-keystore (default: .medrecord/account.json and
+    A new Ethereum account and X25519 key, each in an encrypted keystore, written to
+    --account-keystore and --key-keystore (default: .medrecord/account.json and
     .medrecord/x25519.json), both under one passphrase (--password-file, MEDRECORD_PASSWORD or
-    prompted twice). Existing files are never overwritten: a lost key loses every record
-    wrapped to it. Publish the key afterwards with `medrecord keys register`.
+    prompted twice). Existing files are never overwritten: a lost key loses every record wrapped
+    to it. Publish the key afterwards with `medrecord keys register`.
     """
     s = state.settings
     if s.dev_account is not None:
@@ -147,9 +148,9 @@ def keys_show(state: CliState, check_chain: bool) -> None:
 @keys.command("register")
 @pass_state
 def keys_register(state: CliState) -> None:
-    """Publish your X25519 public key, so record keys can be released to you.
+    """Publish your X25519 public key on chain.
 
-    Nothing is sent when the same key is already published.
+    Record keys can then be released to you. Nothing is sent when the same key is already published.
     """
     actor = state.patient(need_key=True)
     public = actor.keypair.public_bytes
@@ -173,7 +174,7 @@ def keys_register(state: CliState) -> None:
     )
 
 
-@click.command()
+@click.command(short_help="Deploy the contracts, write the manifest.")
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest for this chain.")
 @click.option(
     "--token-cap",

@@ -45,7 +45,7 @@ PROGRESS_THRESHOLD = 1 << 20
 _READ_SIZE = 1 << 20
 
 
-@click.group()
+@click.group(short_help="Add, list, read, share and erase records.")
 def record() -> None:
     """Encrypted medical records: add, list, read, share, new versions, erase."""
 
@@ -174,11 +174,11 @@ def record_add(
     fhir: bool,
     fhir_version: str,
 ) -> None:
-    """Encrypt FILE, store it, anchor it on chain and release its key to the patient.
+    """Encrypt, store and anchor FILE as a record.
 
-    Without --for the record is yours (you are the patient). With --for, you write it as a
-    provider: the key goes to the patient and to you. Large files are streamed (bounded
-    memory) with a progress bar.
+    Its key is released to the patient. Without --for the record is yours (you are the patient).
+    With --for, you write it as a provider: the key goes to the patient and to you. Large files
+    are streamed (bounded memory) with a progress bar.
     """
     payload: bytes | None = None
     reason = "given"
@@ -210,7 +210,10 @@ def record_add(
 @click.option("--patient", type=ADDRESS, help="Whose records (default: yours).")
 @pass_state
 def record_list(state: CliState, patient: str | None) -> None:
-    """List a patient's record pointers (no health data is on chain: ids, CIDs, statuses)."""
+    """List a patient's records.
+
+    Only pointers are on chain (ids, CIDs, statuses), never health data.
+    """
     patient = patient or state.address
     registry = state.mr.records
     total = registry.record_count(patient)
@@ -309,7 +312,11 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
 )
 @pass_state
 def record_share(state: CliState, record_id: int, grantee: str, purpose: Purpose) -> None:
-    """Release a record's key to GRANTEE (who needs your READ consent and a published key)."""
+    """Release a record's key to GRANTEE.
+
+    GRANTEE needs your active READ consent for the record's category and purpose, and a
+    published encryption key (`medrecord keys register`).
+    """
     result = state.patient(need_key=True).share(record_id, grantee, purpose)
     emit(
         state,
@@ -328,8 +335,11 @@ def record_share(state: CliState, record_id: int, grantee: str, purpose: Purpose
 def record_version(
     state: CliState, record_id: int, file: Path, fhir: bool, fhir_version: str
 ) -> None:
-    """Add FILE as a new version of a record (same patient and category); the old one
-    becomes amended. A provider may do this for a patient's record with WRITE consent."""
+    """Add FILE as a new version of a record.
+
+    Same patient and category; the old version becomes amended. A provider may do this for a
+    patient's record with WRITE consent.
+    """
     parsed: ParsedResource | None = None
     if fhir:
         try:
@@ -374,8 +384,11 @@ def _confirm(yes: bool, question: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def record_erase(state: CliState, record_id: int, yes: bool) -> None:
-    """Erase a record (crypto-shredding): mark it erased on chain, destroy your cached key,
-    unpin the ciphertext. Keys already released to grantees cannot be recalled."""
+    """Erase a record (crypto-shredding).
+
+    Marks it erased on chain, destroys your cached key and unpins the ciphertext. Keys already
+    released to grantees, and copies they made, cannot be recalled.
+    """
     _confirm(yes, f"Erase record {record_id}? This cannot be undone")
     receipt = state.patient().erase(record_id)
     data = {
@@ -398,7 +411,10 @@ def record_erase(state: CliState, record_id: int, yes: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def record_retract(state: CliState, record_id: int, yes: bool) -> None:
-    """Retract a record (entered in error): it is no longer served; the pointer stays."""
+    """Retract a record entered in error.
+
+    It is no longer served; the pointer stays on chain.
+    """
     _confirm(yes, f"Retract record {record_id}? This cannot be undone")
     result = state.patient().retract(record_id)
     emit(

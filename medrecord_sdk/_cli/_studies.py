@@ -1,4 +1,4 @@
-"""``medrecord study`` (escrowed research studies), ``medrecord token`` and ``medrecord audit``.
+"""``medrecord study`` (escrowed research studies) and ``medrecord token``.
 
 Amounts are typed in token units (``12.5``) and converted with the token's own ``decimals()``,
 or in base units with ``--wei``; they are printed the same way, never as floats.
@@ -14,8 +14,9 @@ from web3 import Web3
 
 from ..storage import CID
 from ..vocabulary import Category, Purpose
+from ._audit import skip_reason
 from ._context import CliState
-from ._output import emit, jsonable, table, tx_fields
+from ._output import emit, jsonable, tx_fields
 from ._params import (
     ADDRESS,
     CATEGORIES,
@@ -27,7 +28,7 @@ from ._params import (
     parse_amount,
 )
 
-__all__ = ["audit", "study", "token"]
+__all__ = ["study", "token"]
 
 pass_state = click.make_pass_decorator(CliState)
 
@@ -51,20 +52,8 @@ class _Token:
 
 # ---------------------------------------------------------------- studies
 
-# IStudyEscrow.SkipReason, in the contract's order.
-_SKIP_REASONS = (
-    "never enrolled",
-    "not pending (already paid, owed, claimed, rejected or forfeited)",
-    "consent no longer covers the study: enrollment forfeited",
-)
 
-
-def _skip_reason(code: object) -> str:
-    index = int(str(code))
-    return _SKIP_REASONS[index] if 0 <= index < len(_SKIP_REASONS) else f"reason {index}"
-
-
-@click.group()
+@click.group(short_help="Create, fund and pay research studies.")
 def study() -> None:
     """Research studies: researchers fund them, consenting patients enroll and are paid."""
 
@@ -153,7 +142,10 @@ def study_create(
 @_WEI
 @pass_state
 def study_fund(state: CliState, study_id: int, amount: str, wei: bool) -> None:
-    """Fund a study with AMOUNT tokens, by a permit signed here (one transaction)."""
+    """Fund a study with AMOUNT tokens.
+
+    Uses a permit signed here, so no separate approval transaction is needed.
+    """
     tok = _Token(state)
     value = tok.parse(amount, wei)
     result = state.researcher().fund(study_id, value)
@@ -169,7 +161,10 @@ def study_fund(state: CliState, study_id: int, amount: str, wei: bool) -> None:
 @click.option("--for", "patient", type=ADDRESS, help="Enroll this patient, as their guardian.")
 @pass_state
 def study_enroll(state: CliState, study_id: int, patient: str | None) -> None:
-    """Enroll in a study (needs your active consent to the researcher covering the study)."""
+    """Enroll in a study.
+
+    Needs your active consent to the researcher covering the study's categories and purpose.
+    """
     actor = state.patient()
     result = actor.enroll(study_id, patient=patient)
     who = patient or actor.address
@@ -185,7 +180,10 @@ def study_enroll(state: CliState, study_id: int, patient: str | None) -> None:
 @click.argument("patients", nargs=-1, required=True, type=ADDRESS)
 @pass_state
 def study_pay(state: CliState, study_id: int, patients: tuple[str, ...]) -> None:
-    """Pay enrolled PATIENTS their reward (batched; revoked consents are skipped)."""
+    """Pay enrolled PATIENTS their reward.
+
+    Sent in batches; patients whose consent no longer covers the study are skipped.
+    """
     results = state.researcher().pay(study_id, list(patients))
     data = {
         "study_id": study_id,
@@ -203,7 +201,7 @@ def study_pay(state: CliState, study_id: int, patients: tuple[str, ...]) -> None
     # Skipped (consent revoked since enrolling, not pending) and failed (the token refused the
     # transfer; owed, claimable later) are reported, not errors: the batch still went through.
     skipped = {
-        str(e["patient"]): _skip_reason(e["reason"]) for e in events if e.name == "PaymentSkipped"
+        str(e["patient"]): skip_reason(e["reason"]) for e in events if e.name == "PaymentSkipped"
     }
     failed = [str(e["patient"]) for e in events if e.name == "PaymentFailed"]
     data.update(paid=paid, skipped=skipped, failed=failed)
@@ -222,7 +220,10 @@ def study_pay(state: CliState, study_id: int, patients: tuple[str, ...]) -> None
 @click.option("--reason", type=click.IntRange(0, 255), required=True, help="Reason code (0-255).")
 @pass_state
 def study_reject(state: CliState, study_id: int, patient: str, reason: int) -> None:
-    """Reject a patient's enrollment during the review period (their seat is released)."""
+    """Reject a patient's enrollment.
+
+    Only during the review period; the reward returns to the unallocated funds.
+    """
     result = state.researcher().reject(study_id, patient, reason)
     emit(
         state,
@@ -236,7 +237,10 @@ def study_reject(state: CliState, study_id: int, patient: str, reason: int) -> N
 @click.option("--for", "patient", type=ADDRESS, help="Claim for this patient, as their guardian.")
 @pass_state
 def study_claim(state: CliState, study_id: int, patient: str | None) -> None:
-    """Claim your reward after the review period, if the researcher neither paid nor rejected."""
+    """Claim your reward after the review period.
+
+    For enrollments the researcher neither paid nor rejected in time.
+    """
     actor = state.patient()
     result = actor.claim(study_id, patient=patient)
     who = patient or actor.address
@@ -251,7 +255,7 @@ def study_claim(state: CliState, study_id: int, patient: str | None) -> None:
 @click.argument("study_id", type=int)
 @pass_state
 def study_reclaim(state: CliState, study_id: int) -> None:
-    """Take back the unallocated funds of a study after its review period."""
+    """Take back a study's unallocated funds after its review period."""
     result = state.researcher().reclaim(study_id)
     emit(
         state,
@@ -296,6 +300,7 @@ def study_show(state: CliState, study_id: int, patient: str | None) -> None:
     def human(console: Console) -> None:
         for key, value in jsonable(data).items():
             shown = ", ".join(value) if isinstance(value, list) else value
+            shown = "-" if shown is None else shown
             console.print(f"{key:<20} {shown}")
 
     emit(state, data, human)
@@ -304,7 +309,7 @@ def study_show(state: CliState, study_id: int, patient: str | None) -> None:
 # ---------------------------------------------------------------- token
 
 
-@click.group()
+@click.group(short_help="Balances and minting of the reward token.")
 def token() -> None:
     """The reward token (ERC-20 with permit) researchers pay patients with."""
 
@@ -327,7 +332,7 @@ def token_balance(state: CliState, address: str | None) -> None:
 @_WEI
 @pass_state
 def token_mint(state: CliState, to: str, amount: str, wei: bool) -> None:
-    """Mint AMOUNT tokens to TO (your account needs the token's MINTER_ROLE)."""
+    """Mint AMOUNT tokens to TO (needs MINTER_ROLE)."""
     tok = _Token(state)
     value = tok.parse(amount, wei)
     result = tok.contract.mint(to, value, signer=state.mr.signer(state.account))
@@ -353,63 +358,3 @@ def token_transfer(state: CliState, to: str, amount: str, wei: bool) -> None:
         {"to": to, "amount": str(value), **tx_fields(result)},
         f"sent {tok.show(value)} to {to} (tx {result.transaction_hash})",
     )
-
-
-# ---------------------------------------------------------------- audit
-
-
-def _details(details: dict[str, object]) -> str:
-    parts = []
-    for key, value in jsonable(details).items():
-        text = str(value)
-        if isinstance(value, str) and value.startswith("0x") and len(value) > 20:
-            text = value[:10] + "…" + value[-6:]  # wrapped keys and hashes: recognisable, short
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
-
-
-@click.command()
-@click.option("--patient", type=ADDRESS, help="Only what concerns this patient.")
-@click.option("--record", "record_id", type=int, help="Only what concerns this record.")
-@pass_state
-def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
-    """Who did what, from the contracts' events: consents, records, key releases, studies.
-
-    The events are the audit trail: nothing here comes from anywhere but the chain.
-    """
-    entries = state.mr.audit_trail(patient=patient, record_id=record_id)
-    rows = [
-        {
-            "block": e.block_number,
-            "event": e.event,
-            "actor": e.actor,
-            "patient": e.patient,
-            "record_id": e.record_id,
-            "grantee": e.grantee,
-            "study_id": e.study_id,
-            "transaction_hash": e.transaction_hash,
-            "details": e.details,
-        }
-        for e in entries
-    ]
-
-    def human(console: Console) -> None:
-        scope = " ".join(
-            part
-            for part in (
-                f"patient {patient}" if patient else "",
-                f"record {record_id}" if record_id is not None else "",
-            )
-            if part
-        )
-        if not rows:
-            console.print(f"no events{' for ' + scope if scope else ''}")
-            return
-        keys = ("block", "event", "actor", "patient", "record_id", "grantee", "study_id")
-        cells = [
-            [*(r[k] for k in keys), _details(e.details)] for r, e in zip(rows, entries, strict=True)
-        ]
-        columns = ("block", "event", "actor", "patient", "record", "grantee", "study", "details")
-        console.print(table(f"Audit trail{' of ' + scope if scope else ''}", columns, cells))
-
-    emit(state, rows, human)
