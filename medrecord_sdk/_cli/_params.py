@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 import click
@@ -232,32 +232,45 @@ def format_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# uint256 has 78 digits; the default decimal context keeps only 28 and would round money.
+_EXACT = Context(prec=200, traps=[InvalidOperation, Inexact])
+_MAX_UINT256 = 2**256 - 1
+
+
 def parse_amount(text: str, decimals: int, *, wei: bool = False) -> int:
     """Token base units from ``12.5`` (token units, scaled by ``decimals``) or, with ``wei``, an
-    integer of base units. Refuses negatives and more fractional digits than the token has,
-    rather than rounding someone's money."""
+    integer of base units. Refuses negatives, more fractional digits than the token has and
+    anything beyond uint256, rather than rounding or wrapping someone's money."""
     raw = text.strip().replace("_", "")
     if wei:
         if not raw.isdigit():
             raise click.BadParameter(f"{text!r}: with --wei give a whole number of base units")
-        return int(raw)
-    try:
-        amount = Decimal(raw)
-    except InvalidOperation:
-        raise click.BadParameter(f"{text!r} is not an amount; write e.g. 12.5") from None
-    if not amount.is_finite() or amount < 0:
-        raise click.BadParameter(f"{text!r}: an amount must be a non-negative number")
-    scaled = amount.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise click.BadParameter(
-            f"{text!r} has more than {decimals} decimal places, the token's precision"
-        )
-    return int(scaled)
+        value = int(raw)
+    else:
+        try:
+            with localcontext(_EXACT):
+                amount = Decimal(raw)
+                if not amount.is_finite() or amount < 0:
+                    raise click.BadParameter(f"{text!r}: an amount must be a non-negative number")
+                if amount.adjusted() > 80:
+                    raise click.BadParameter(f"{text!r} is far too large for a token amount")
+                scaled = amount.scaleb(decimals)
+        except InvalidOperation:
+            raise click.BadParameter(f"{text!r} is not an amount; write e.g. 12.5") from None
+        if scaled != scaled.to_integral_value():
+            raise click.BadParameter(
+                f"{text!r} has more than {decimals} decimal places, the token's precision"
+            )
+        value = int(scaled)
+    if value > _MAX_UINT256:
+        raise click.BadParameter(f"{text!r} does not fit in a uint256")
+    return value
 
 
 def format_amount(value: int, decimals: int) -> str:
-    """Base units as a token amount, without trailing zeros (``12.5``, ``1000``)."""
-    text = format(Decimal(value).scaleb(-decimals), "f")
+    """Base units as a token amount, exactly, without trailing zeros (``12.5``, ``1000``)."""
+    with localcontext(_EXACT):
+        text = format(Decimal(value).scaleb(-decimals), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text

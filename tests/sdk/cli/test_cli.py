@@ -510,3 +510,98 @@ def test_amounts_accept_token_units_and_wei_and_refuse_excess_precision(cli: Cli
     assert "18 decimal places" in too_fine.stderr
     assert not_minter.exit_code == 1
     assert "AccessControl" in not_minter.stderr
+
+
+def test_study_reject_claim_and_reclaim_after_the_review(cli: Cli) -> None:
+    cli.ok("token", "mint", ADDR[RESEARCHER], "100", account=ADMIN)
+    created = cli.data(
+        "study", "create", "--categories", "imaging", "--purpose", "CLINTRCH", "--reward", "2",
+        "--max-participants", "3", "--enroll-days", "1", "--review-days", "1", account=RESEARCHER,
+    )  # fmt: skip
+    assert isinstance(created, dict)
+    study_id = str(created["study_id"])
+    cli.ok("study", "fund", study_id, "6", account=RESEARCHER)
+
+    no_consent = cli.run("study", "enroll", study_id, account=PATIENT2)
+    assert no_consent.exit_code == 1
+    assert "StudyEscrowConsentMissing" in no_consent.stderr
+    assert "must first grant the researcher" in no_consent.stderr
+
+    for patient in (PATIENT2, PATIENT3):
+        cli.ok(
+            "consent", "grant", ADDR[RESEARCHER], "--categories", "imaging,laboratory",
+            "--purposes", "clintrch", "--no-expiry", account=patient,
+        )  # fmt: skip
+        cli.ok("study", "enroll", study_id, account=patient)
+    cli.ok("study", "reject", study_id, ADDR[PATIENT2], "--reason", "4", account=RESEARCHER)
+    early = cli.run("study", "claim", study_id, account=PATIENT3)
+    assert early.exit_code == 1
+    assert "wait until the review period ends" in early.stderr
+
+    w3 = cli.w3()  # test setup: move the chain's clock past the review end, never sleep
+    w3.provider.make_request("evm_increaseTime", [2 * 86400 + 60])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    patient_before = cli.data("token", "balance", ADDR[PATIENT3])
+    researcher_before = cli.data("token", "balance", ADDR[RESEARCHER])
+    cli.ok("study", "claim", study_id, account=PATIENT3)
+    cli.ok("study", "reclaim", study_id, account=RESEARCHER)
+
+    assert isinstance(patient_before, dict)
+    assert isinstance(researcher_before, dict)
+    unit = 10**18
+    patient_after = cli.data("token", "balance", ADDR[PATIENT3])
+    researcher_after = cli.data("token", "balance", ADDR[RESEARCHER])
+    assert isinstance(patient_after, dict)
+    assert isinstance(researcher_after, dict)
+    assert int(patient_after["balance"]) - int(patient_before["balance"]) == 2 * unit
+    assert int(researcher_after["balance"]) - int(researcher_before["balance"]) == 4 * unit
+    rejected = cli.data("study", "show", study_id, "--patient", ADDR[PATIENT2])
+    claimed = cli.data("study", "show", study_id, "--patient", ADDR[PATIENT3])
+    assert isinstance(rejected, dict)
+    assert isinstance(claimed, dict)
+    assert rejected["enrollment"] == "rejected"
+    assert claimed["enrollment"] == "claimed"
+    assert claimed["unallocated"] == "0 MDS"
+    trail = cli.ok("audit", "--patient", ADDR[PATIENT3]).stdout
+    assert "RewardClaimed" in trail
+    assert "amount=2 MDS" in trail
+
+
+def test_settings_come_from_the_environment_and_options_win(cli: Cli) -> None:
+    env = {
+        "MEDRECORD_RPC_URL": cli.rpc_url,
+        "MEDRECORD_DEPLOYMENTS_DIR": str(cli.root / "deployments"),
+        "MEDRECORD_DEV_ACCOUNT": str(PATIENT),
+    }
+
+    from_env = cli.run("token", "balance", base=False, env=env)
+    overridden = cli.run("--rpc", "http://127.0.0.1:9", "token", "balance", base=False, env=env)
+    bad_store = cli.run("token", "balance", base=False, env={**env, "MEDRECORD_STORE": "ftp"})
+
+    assert from_env.exit_code == 0
+    assert from_env.stdout.startswith(f"{ADDR[PATIENT]}: ")
+    assert overridden.exit_code == 1
+    assert "no JSON-RPC node answers at http://127.0.0.1:9" in overridden.stderr
+    assert bad_store.exit_code == 2
+    assert "store" in bad_store.stderr
+
+
+def test_consent_check_answers_with_its_exit_status(cli: Cli) -> None:
+    _grant(cli, PATIENT, OUTSIDER, "--categories", "vital_signs")
+
+    yes = cli.run("consent", "check", ADDR[PATIENT], ADDR[OUTSIDER], "--category", "Vital-Signs")
+    write = cli.run(
+        "consent", "check", ADDR[PATIENT], ADDR[OUTSIDER], "--category", "vital-signs",
+        "--action", "write",
+    )  # fmt: skip
+    bad_purpose = cli.run(
+        "consent", "check", ADDR[PATIENT], ADDR[OUTSIDER], "--category", "vital-signs",
+        "--purpose", "research",
+    )  # fmt: skip
+
+    assert yes.exit_code == 0
+    assert yes.stdout.startswith("permitted")
+    assert write.exit_code == 3
+    assert bad_purpose.exit_code == 2
+    assert "unknown purpose 'research'" in bad_purpose.stderr
+    assert "HRESCH" in bad_purpose.stderr
