@@ -20,7 +20,6 @@ for a dev account without one, a key derived from the dev account's private key 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +110,8 @@ def load_account_keystore(path: Path, passphrase: str) -> LocalAccount:
             f"no account keystore at {path}; create one with `medrecord keys new` or pass "
             "--account-keystore"
         ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read account keystore {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, ValueError):
         raise KeystoreError(
             f"account keystore {path} is not JSON; restore it from a backup"
@@ -196,15 +197,6 @@ class CliState:
 
     # ------------------------------------------------------------ who signs
 
-    def has_account(self) -> bool:
-        """Whether any account source is configured (used to pick defaults such as 'me')."""
-        s = self.settings
-        return (
-            s.dev_account is not None
-            or s.account_keystore is not None
-            or DEFAULT_ACCOUNT_KEYSTORE.is_file()
-        )
-
     @property
     def account(self) -> LocalAccount:
         if self._account is None:
@@ -244,6 +236,10 @@ class CliState:
                 except FileNotFoundError:
                     raise ConfigurationError(
                         f"no X25519 keystore at {path}; create one with `medrecord keys new`"
+                    ) from None
+                except OSError as exc:
+                    raise ConfigurationError(
+                        f"cannot read X25519 keystore {path}: {exc.strerror}"
                     ) from None
             elif s.dev_account is not None:
                 self._keypair = dev_keypair(self.account)
@@ -340,8 +336,3 @@ def web3_from_ape(network: str) -> Web3:
         ) from None
     provider = networks.parse_network_choice(network).__enter__()
     return provider.web3  # type: ignore[no-any-return]
-
-
-def env_flag(name: str) -> bool:
-    """A boolean environment variable (1/true/yes)."""
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

@@ -56,7 +56,7 @@ def record() -> None:
 @contextmanager
 def _streamed(
     state: CliState, file: Path, payload: bytes | None, label: str
-) -> Iterator[Iterable[bytes] | Path]:
+) -> Iterator[Path | bytes | Iterable[bytes]]:
     """The record's bytes as the SDK should read them, with a progress bar for large files.
 
     ``payload`` is the validated FHIR bytes (already in memory, and exactly what was
@@ -65,7 +65,7 @@ def _streamed(
     """
     size = len(payload) if payload is not None else file.stat().st_size
     if size <= PROGRESS_THRESHOLD:
-        yield file if payload is None else [payload]
+        yield file if payload is None else payload
         return
     columns = (
         TextColumn("{task.description}"),

@@ -182,12 +182,13 @@ def test_keys_new_then_the_keystores_sign_and_open_records(cli: Cli, tmp_path: P
     env = {"MEDRECORD_PASSWORD": "correct horse battery staple"}
     paths = ["--account-keystore", str(account_ks), "--key-keystore", str(key_ks)]
 
-    created = json.loads(cli.ok(*paths, "--json", "keys", "new", env=env).stdout)
+    created = json.loads(cli.ok(*paths, "--json", "keys", "new", "--light-kdf", env=env).stdout)
 
     assert Account.decrypt(json.loads(account_ks.read_text()), env["MEDRECORD_PASSWORD"])
     keypair = load_keystore(key_ks, env["MEDRECORD_PASSWORD"])
     assert created["public_key"] == "0x" + keypair.public_bytes.hex()
     assert oct(account_ks.stat().st_mode & 0o777) == "0o600"
+    assert json.loads(account_ks.read_text())["crypto"]["kdfparams"]["n"] == 4096
     refused = cli.run(*paths, "keys", "new", env=env)
     assert refused.exit_code == 1
     assert "refusing to overwrite" in refused.stderr
@@ -220,7 +221,11 @@ def test_keys_new_then_the_keystores_sign_and_open_records(cli: Cli, tmp_path: P
 def test_wrong_keystore_password_is_refused_clearly(cli: Cli, tmp_path: Path) -> None:
     account_ks, key_ks = tmp_path / "a.json", tmp_path / "k.json"
     paths = ["--account-keystore", str(account_ks), "--key-keystore", str(key_ks)]
-    cli.ok(*paths, "keys", "new", env={"MEDRECORD_PASSWORD": "right one"})
+    created = cli.ok(*paths, "keys", "new", input="right one\nright one\n")  # hidden prompt
+    assert "Keystore passphrase" in created.stderr
+    assert "right one" not in created.stdout + created.stderr  # never echoed
+    kdf = json.loads(account_ks.read_text())["crypto"]
+    assert (kdf["kdf"], kdf["kdfparams"]["n"]) == ("scrypt", 2**18)  # the standard work factor
     password_file = tmp_path / "pw"
     password_file.write_text("wrong one\n")
 
@@ -231,6 +236,9 @@ def test_wrong_keystore_password_is_refused_clearly(cli: Cli, tmp_path: Path) ->
     assert str(account_ks) in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+    password_file.write_text("right one\n")
+    shown = cli.ok(*paths, "--password-file", str(password_file), "keys", "show")
+    assert shown.stdout.startswith("address     0x")
 
 
 # ---------------------------------------------------------------- the main story
