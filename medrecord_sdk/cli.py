@@ -17,7 +17,7 @@ from typing import IO, Any
 import click
 import requests
 from rich.console import Console
-from web3.exceptions import TimeExhausted
+from web3.exceptions import TimeExhausted, Web3RPCError
 
 from . import __version__
 from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
@@ -76,10 +76,20 @@ def _message(exc: MedRecordError) -> str:
     if isinstance(exc, ContractRevert):
         rendered = ", ".join(f"{k}={jsonable(v)}" for k, v in exc.args_by_name.items())
         hint = _REVERT_HINTS.get(exc.error_name)
-        return f"the contract refused the transaction: {exc.error_name}({rendered})" + (
-            f"; {hint}" if hint else ""
-        )
+        return f"the contract refused: {exc.error_name}({rendered})" + (f"; {hint}" if hint else "")
     return str(exc)
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    """The node's own words for a refused request (the SDK lets these through on sending)."""
+    error = (exc.rpc_response or {}).get("error")
+    text = str(error.get("message")) if isinstance(error, dict) else str(exc)
+    hint = ""
+    if "insufficient funds" in text.lower():
+        hint = "; the account has too little ETH for gas: fund it, then run the command again"
+    elif "nonce" in text.lower():
+        hint = "; another transaction from this account is pending or was replaced: retry"
+    return f"the node refused the request: {text}{hint}"
 
 
 class _MedRecordGroup(click.Group):
@@ -95,6 +105,8 @@ class _MedRecordGroup(click.Group):
                 f"lost the connection to the node ({type(exc).__name__}); check that it is "
                 "running and that --rpc is right, then run the command again"
             ) from exc
+        except Web3RPCError as exc:
+            raise ReportedError(_rpc_message(exc)) from exc
         except TimeExhausted as exc:
             raise ReportedError(
                 f"{exc}; the transaction may still be mined: check before sending it again"
