@@ -1,6 +1,19 @@
 """The `medrecord` command line: a thin shell over the SDK.
 
-Every SDK flow is a command (``medrecord --help`` lists them). Global options say where the
+Every SDK flow is a command::
+
+    medrecord demo                                   the whole story on an in-process chain
+    medrecord deploy                                 contracts to --rpc, manifest written
+    medrecord keys new | show | register             account + X25519 key, publish the key
+    medrecord record add | list | show | read | share | version | erase | retract | shared
+    medrecord consent grant | revoke | sign-grant | sign-revoke | relay | show | check
+    medrecord guardian appoint | remove
+    medrecord study create | fund | enroll | pay | reject | claim | reclaim | show
+    medrecord token balance | mint | transfer
+    medrecord audit                                  the typed audit trail
+    medrecord fhir validate | classify | consent-export | consent-import
+
+Global options say where the
 chain, the contracts, the store and the keys are; each also reads a ``MEDRECORD_*`` variable
 (through :class:`~medrecord_sdk.config.Settings`), and an option beats its variable.
 

@@ -279,10 +279,12 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
     --out -: the plaintext is decrypted to a private temporary file first).
     """
     actor = state.patient(need_key=True)
+    status = state.err.status(f"fetching, verifying and decrypting record {record_id}")
     if out == "-":
         with tempfile.TemporaryDirectory(prefix="medrecord-read-") as tmp:
             target = Path(tmp) / "record"
-            actor.read(record_id, purpose=purpose, to=target)
+            with status:
+                actor.read(record_id, purpose=purpose, to=target)
             stdout = click.get_binary_stream("stdout")
             with open(target, "rb") as handle:
                 shutil.copyfileobj(handle, stdout, _READ_SIZE)
@@ -291,7 +293,8 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
     path = Path(out)
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to replace it")
-    actor.read(record_id, purpose=purpose, to=path)
+    with status:
+        actor.read(record_id, purpose=purpose, to=path)
     size = path.stat().st_size
     emit(
         state,

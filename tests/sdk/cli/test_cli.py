@@ -618,3 +618,37 @@ def test_consent_check_answers_with_its_exit_status(cli: Cli) -> None:
     assert bad_purpose.exit_code == 2
     assert "unknown purpose 'research'" in bad_purpose.stderr
     assert "HRESCH" in bad_purpose.stderr
+
+
+def test_provider_versions_a_fhir_record_and_the_category_must_stay(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _grant(cli, PATIENT2, PROVIDER, "--actions", "read,write")
+    first = _write_fhir(tmp_path / "hb1.json", OBSERVATION)
+    added = cli.data("record", "add", str(first), "--fhir", "--for", ADDR[PATIENT2],
+                     account=PROVIDER)  # fmt: skip
+    assert isinstance(added, dict)
+    corrected = _write_fhir(
+        tmp_path / "hb2.json", {**OBSERVATION, "valueQuantity": {"value": 13.4, "unit": "g/dL"}}
+    )
+
+    version = cli.data("record", "version", str(added["record_id"]), str(corrected), "--fhir",
+                       account=PROVIDER)  # fmt: skip
+
+    assert isinstance(version, dict)
+    assert version["supersedes"] == added["record_id"]
+    assert version["patient"] == ADDR[PATIENT2]
+    out = tmp_path / "v2.json"
+    cli.ok("record", "read", str(version["record_id"]), "--out", str(out), account=PATIENT2)
+    assert out.read_bytes() == corrected.read_bytes()
+
+    imaging = _write_fhir(
+        tmp_path / "scan.json",
+        {"resourceType": "ImagingStudy", "status": "available", "subject": {"reference": "P/1"}},
+    )
+    pins = cli.pins()
+    mismatch = cli.run("record", "version", str(version["record_id"]), str(imaging), "--fhir",
+                       account=PROVIDER)  # fmt: skip
+    assert mismatch.exit_code == 1
+    assert "is laboratory but scan.json is imaging" in mismatch.stderr
+    assert cli.pins() == pins
