@@ -4,12 +4,15 @@ Everything is built lazily, the first time a command asks for it, so ``medrecord
 ``medrecord keys new`` or ``medrecord fhir validate`` never touch a chain or a keystore, and a
 command that only reads the chain never asks for a passphrase.
 
-Where the signing account comes from (first match wins):
+Where the signing account comes from (the first two exclude each other):
 
 1. ``--dev-account N``: account N of the public devnet mnemonic (Anvil, Hardhat and the embedded
    chain fund these). Its private key is public knowledge: for local devnets only.
 2. ``--account-keystore PATH``: an eth-account (Web3 Secret Storage, v3) JSON keystore.
-3. The default keystore that ``medrecord keys new`` writes, if it exists.
+3. Otherwise the default keystore that ``medrecord keys new`` writes, if it exists.
+
+The pinning service's token is read only from ``MEDRECORD_PINNING_TOKEN`` (never an option):
+command lines end up in shell histories and process lists.
 
 Where the X25519 key comes from: ``--key-keystore PATH`` (or the default one of ``keys new``);
 for a dev account without one, a key derived from the dev account's private key (see
