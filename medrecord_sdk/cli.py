@@ -1,17 +1,201 @@
-"""The `medrecord` command line: a thin shell over the SDK."""
+"""The `medrecord` command line: a thin shell over the SDK.
+
+Every SDK flow is a command::
+
+    medrecord demo                                   the whole story on an in-process chain
+    medrecord deploy                                 contracts to --rpc, manifest written
+    medrecord keys new | show | register             account + X25519 key, publish the key
+    medrecord record add | list | show | read | share | version | erase | retract | shared
+    medrecord consent grant | revoke | sign-grant | sign-revoke | relay | show | check
+    medrecord guardian appoint | remove
+    medrecord study create | fund | enroll | pay | reject | claim | reclaim | show
+    medrecord token balance | mint | transfer
+    medrecord audit                                  the typed audit trail
+    medrecord fhir validate | classify | consent-export | consent-import
+
+Global options say where the
+chain, the contracts, the store and the keys are; each also reads a ``MEDRECORD_*`` variable
+(through :class:`~medrecord_sdk.config.Settings`), and an option beats its variable.
+
+Errors the SDK expects (no consent, wrong passphrase, node down...) are printed as one red
+line on stderr that says what to do, with exit status 1; usage errors exit with 2. A traceback
+means a bug.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import IO, Any
+
 import click
+import requests
 from rich.console import Console
+from web3.exceptions import TimeExhausted, Web3RPCError
 
 from . import __version__
+from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
+from ._cli._output import jsonable
+from .errors import ContractRevert, MedRecordError
+from .fhir import fhir_cli
+
+__all__ = ["main"]
 
 
-@click.group()
+class ReportedError(click.ClickException):
+    """An expected failure, shown as ``Error: ...`` in red on stderr (exit status 1)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.secho(f"Error: {self.format_message()}", err=True, fg="red")
+
+
+# What to do about the reverts a CLI user meets most; the decoded error is always shown too.
+_REVERT_HINTS = {
+    "ConsentRegistryNoConsent": "there is no consent to revoke",
+    "ConsentRegistryUnauthorized": (
+        "you are neither the patient nor one of their guardians (`medrecord guardian appoint`)"
+    ),
+    "ConsentRegistryInvalidSignature": (
+        "the signature is not the patient's for the pair's current nonce (a later grant or "
+        "revoke voids it); ask the patient to sign again"
+    ),
+    "ConsentRegistryExpiredSignature": "the signature expired; ask the patient to sign again",
+    "ConsentRegistryGuardianExists": "that account is already a guardian",
+    "ConsentRegistryGuardianNotFound": "that account is not a guardian",
+    "RecordRegistryUnauthorizedAuthor": (
+        "writing for a patient needs their WRITE consent for the category "
+        "(`medrecord consent grant YOU --actions write ...`, by the patient)"
+    ),
+    "RecordRegistryUnauthorized": "only the patient or a guardian may do this",
+    "RecordRegistryNonexistentRecord": "no record has that id (`medrecord record list`)",
+    "StudyEscrowUnknownStudy": "no study has that id",
+    "StudyEscrowNotResearcher": "only the study's researcher may do this",
+    "StudyEscrowConsentMissing": (
+        "the patient must first grant the researcher the study's categories for its purpose "
+        "(`medrecord consent grant RESEARCHER --categories ... --purposes HRESCH ...`)"
+    ),
+    "StudyEscrowInsufficientFunding": "fund the study first (`medrecord study fund`)",
+    "StudyEscrowEnrollmentClosed": "enrollment in this study has closed",
+    "StudyEscrowReviewNotOver": "wait until the review period ends (`medrecord study show`)",
+    "StudyEscrowReviewOver": "the review period is over",
+    "StudyEscrowNothingToReclaim": "nothing is left to reclaim",
+    "AccessControlUnauthorizedAccount": (
+        "your account lacks the role this needs (minting needs MINTER_ROLE: ask the deployer)"
+    ),
+    "ERC20InsufficientBalance": "not enough tokens (`medrecord token balance`)",
+}
+
+
+def _message(exc: MedRecordError) -> str:
+    if isinstance(exc, ContractRevert):
+        rendered = ", ".join(f"{k}={jsonable(v)}" for k, v in exc.args_by_name.items())
+        hint = _REVERT_HINTS.get(exc.error_name)
+        return f"the contract refused: {exc.error_name}({rendered})" + (f"; {hint}" if hint else "")
+    return str(exc)
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    """The node's own words for a refused request (the SDK lets these through on sending)."""
+    error = (exc.rpc_response or {}).get("error")
+    text = str(error.get("message")) if isinstance(error, dict) else str(exc)
+    hint = ""
+    if "insufficient funds" in text.lower():
+        hint = "; the account has too little ETH for gas: fund it, then run the command again"
+    elif "nonce" in text.lower():
+        hint = "; another transaction from this account is pending or was replaced: retry"
+    return f"the node refused the request: {text}{hint}"
+
+
+class _MedRecordGroup(click.Group):
+    """Turns the SDK's expected errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MedRecordError as exc:
+            raise ReportedError(_message(exc)) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ReportedError(
+                f"lost the connection to the node ({type(exc).__name__}); check that it is "
+                "running and that --rpc is right, then run the command again"
+            ) from exc
+        except Web3RPCError as exc:
+            raise ReportedError(_rpc_message(exc)) from exc
+        except TimeExhausted as exc:
+            raise ReportedError(
+                f"{exc}; the transaction may still be mined: check before sending it again"
+            ) from exc
+
+
+_ENV_HELP = """\b
+Every option also reads MEDRECORD_<NAME> (MEDRECORD_RPC_URL, MEDRECORD_STORE,
+MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
+"""
+
+
+@click.group(cls=_MedRecordGroup, epilog=_ENV_HELP)
 @click.version_option(__version__, prog_name="medrecord")
-def main() -> None:
+@click.option("--rpc", "rpc_url", metavar="URL", help="JSON-RPC endpoint of the chain.")
+@click.option(
+    "--network",
+    metavar="CHOICE",
+    help="An ape network choice (ethereum:local:foundry) instead of --rpc; needs eth-ape.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deployment manifest file (default: <deployments-dir>/<chain id>.json).",
+)
+@click.option(
+    "--deployments-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of deployment manifests, one per chain id [default: deployments].",
+)
+@click.option(
+    "--store",
+    type=click.Choice(["local", "kubo", "pinning"]),
+    help="Where encrypted records go [default: local].",
+)
+@click.option(
+    "--store-path",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the local store [default: .medrecord/store].",
+)
+@click.option("--ipfs-api", metavar="URL", help="Kubo RPC API [default: http://127.0.0.1:5001].")
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache of your record keys, wrapped to your X25519 key [default: .medrecord/keys].",
+)
+@click.option(
+    "--account-keystore",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="eth-account JSON keystore (v3) of your account [default: .medrecord/account.json].",
+)
+@click.option(
+    "--key-keystore",
+    "keystore",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keystore of your X25519 encryption key [default: .medrecord/x25519.json].",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the keystores' passphrase (else MEDRECORD_PASSWORD, else a prompt).",
+)
+@click.option(
+    "--dev-account",
+    type=click.IntRange(0, 999),
+    metavar="N",
+    help="Use account N of the PUBLIC devnet mnemonic (Anvil/Hardhat/local testing ONLY: "
+    "anyone can take what it holds), with an X25519 key derived from it.",
+)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.pass_context
+def main(ctx: click.Context, /, json_output: bool, **options: Any) -> None:
     """MedRecord: patient-controlled medical records on Ethereum."""
+    state = CliState({k: v for k, v in options.items() if v is not None}, json_output)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 @main.command()
@@ -20,3 +204,7 @@ def demo() -> None:
     from ._demo import run_demo
 
     run_demo(Console())
+
+
+for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli):
+    main.add_command(_command)

@@ -1,0 +1,158 @@
+"""``medrecord audit``: the typed audit trail (the contracts' events) as a table or JSON.
+
+The JSON keeps every event argument as the chain holds it (masks as integers, times as unix
+seconds), for scripts; the table renders the same arguments for people: category and purpose
+names, ISO times, CIDs, token amounts, and long hex shortened to a recognisable head and tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..storage import CID
+from ..vocabulary import Category, Purpose
+from ._context import CliState
+from ._output import emit, jsonable, table
+from ._params import (
+    ADDRESS,
+    action_names,
+    category_name,
+    category_names,
+    format_amount,
+    format_time,
+    purpose_names,
+)
+
+__all__ = ["SKIP_REASONS", "audit", "skip_reason"]
+
+pass_state = click.make_pass_decorator(CliState)
+
+# IStudyEscrow.SkipReason, in the contract's order.
+SKIP_REASONS = (
+    "never enrolled",
+    "not pending (already paid, owed, claimed, rejected or forfeited)",
+    "consent no longer covers the study: enrollment forfeited",
+)
+
+
+def skip_reason(code: object) -> str:
+    """The meaning of a ``PaymentSkipped`` reason code."""
+    index = int(str(code))
+    return SKIP_REASONS[index] if 0 <= index < len(SKIP_REASONS) else f"reason {index}"
+
+
+def _enum_name(enum: type[Category] | type[Purpose], value: Any) -> str:
+    try:
+        member = enum(int(value))
+    except ValueError:
+        return str(value)
+    return category_name(member) if isinstance(member, Category) else member.name
+
+
+_TIMES = ("expiry", "deadline", "enrollmentDeadline")
+_AMOUNTS = ("amount", "reward")
+
+
+def _short(value: Any) -> str:
+    text = str(jsonable(value))
+    if text.startswith("0x") and len(text) > 20 and len(text) != 42:  # keep addresses whole
+        return text[:10] + "…" + text[-6:]
+    return text
+
+
+def render_details(event: str, details: dict[str, Any], amount: Callable[[int], str]) -> str:
+    """One line of ``key=value`` for the arguments the table has no column for."""
+    args = dict(details)
+    parts: list[str] = []
+    if "cidDigest" in args and "cidCodec" in args:
+        digest, codec = args.pop("cidDigest"), args.pop("cidCodec")
+        try:
+            parts.append(f"cid={CID.from_onchain(bytes(digest), int(codec))}")
+        except (ValueError, TypeError):
+            parts.append(f"cid={_short(digest)}")
+    if args.get("supersedes") == 0:
+        args.pop("supersedes")
+    for key, value in args.items():
+        if key == "categories":
+            text = ",".join(category_names(int(value))) or "none"
+        elif key == "category":
+            text = _enum_name(Category, value)
+        elif key == "purposes":
+            text = ",".join(purpose_names(int(value))) or "none"
+        elif key == "purpose":
+            text = _enum_name(Purpose, value)
+        elif key == "actions":
+            text = "+".join(action_names(int(value))) or "none"
+        elif key in _TIMES:
+            text = format_time(int(value))
+        elif key in _AMOUNTS:
+            text = amount(int(value))
+        elif key == "reason" and event == "PaymentSkipped":
+            text = skip_reason(value)
+        elif key == "patients" and isinstance(value, list | tuple):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = _short(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+@click.command(short_help="Who did what: the on-chain audit trail.")
+@click.option("--patient", type=ADDRESS, help="Only what concerns this patient.")
+@click.option("--record", "record_id", type=int, help="Only what concerns this record.")
+@pass_state
+def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
+    """Who did what and when: consents, records, key releases, studies, payments.
+
+    Read from the contracts' events since deployment: the chain is the only source, so the
+    trail cannot be edited by anyone, this tool included.
+    """
+    mr = state.mr
+    entries = mr.audit_trail(patient=patient, record_id=record_id)
+    rows = [
+        {
+            "block": e.block_number,
+            "event": e.event,
+            "actor": e.actor,
+            "patient": e.patient,
+            "record_id": e.record_id,
+            "grantee": e.grantee,
+            "study_id": e.study_id,
+            "transaction_hash": e.transaction_hash,
+            "details": e.details,
+        }
+        for e in entries
+    ]
+    scope = " and ".join(
+        part
+        for part in (
+            f"patient {patient}" if patient else "",
+            f"record {record_id}" if record_id is not None else "",
+        )
+        if part
+    )
+
+    def human(console: Console) -> None:
+        if not rows:
+            console.print(f"no events{' for ' + scope if scope else ''}")
+            return
+        token: dict[str, Any] = {}
+
+        def amount(value: int) -> str:
+            if not token:  # read once, and only if some event carries an amount
+                token.update(decimals=mr.token.decimals(), symbol=mr.token.symbol())
+            return f"{format_amount(value, token['decimals'])} {token['symbol']}"
+
+        keys = ("block", "event", "actor", "patient", "record_id", "grantee", "study_id")
+        cells = [
+            [*(row[k] for k in keys), render_details(entry.event, entry.details, amount)]
+            for row, entry in zip(rows, entries, strict=True)
+        ]
+        columns = ("block", "event", "actor", "patient", "record", "grantee", "study", "details")
+        console.print(table(f"Audit trail{' of ' + scope if scope else ''}", columns, cells))
+
+    emit(state, rows, human)
