@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
+from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TimeExhausted,
+    Web3RPCError,
+)
 from web3.types import TxParams, TxReceipt, Wei
 
 from ..errors import ChainError, ContractRevert, TransactionFailed
@@ -110,22 +118,29 @@ class Signer:
         return str(self.account.address)
 
     def transact(self, function: ContractFunction, *, value: int = 0) -> TxResult:
-        """Estimates, signs, sends and waits for ``function``; raises decoded reverts."""
+        """Estimates, signs, sends and waits for ``function``; raises decoded reverts.
+
+        Whatever the node or the connection says goes into the SDK's error tree: a revert as
+        :class:`ContractRevert`, a refusal (no ETH for gas, a nonce conflict) or a lost
+        connection as :class:`TransactionFailed` saying so.
+        """
         params: TxParams = {"from": self.account.address, "value": Wei(value)}
-        try:
-            tx = function.build_transaction(params)
-        except REVERT_EXCEPTIONS as exc:
-            raise self._as_revert(exc) from exc
-        return self._sign_and_send(tx)
+        with _node_errors(self.address):
+            try:
+                tx = function.build_transaction(params)
+            except REVERT_EXCEPTIONS as exc:
+                raise self._as_revert(exc) from exc
+            return self._sign_and_send(tx)
 
     def deploy(self, abi: Sequence[dict[str, Any]], bytecode: bytes, *args: Any) -> TxResult:
         """Deploys a contract; the result carries ``contract_address``."""
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
-        try:
-            tx = factory.constructor(*args).build_transaction({"from": self.account.address})
-        except REVERT_EXCEPTIONS as exc:
-            raise self._as_revert(exc) from exc
-        return self._sign_and_send(tx)
+        with _node_errors(self.address):
+            try:
+                tx = factory.constructor(*args).build_transaction({"from": self.account.address})
+            except REVERT_EXCEPTIONS as exc:
+                raise self._as_revert(exc) from exc
+            return self._sign_and_send(tx)
 
     def _as_revert(self, exc: BaseException) -> ChainError:
         return revert_from_exception(exc) or TransactionFailed(
@@ -162,6 +177,31 @@ class Signer:
             f"transaction {HexBytes(receipt['transactionHash']).to_0x_hex()} failed in block "
             f"{receipt['blockNumber']} without a decodable reason (out of gas?)"
         )
+
+
+@contextmanager
+def _node_errors(sender: str) -> Iterator[None]:
+    """Maps what the node or the transport raises (outside reverts) into TransactionFailed."""
+    try:
+        yield
+    except (Web3RPCError, EthValidationError) as exc:
+        # JSON-RPC nodes answer with an RPC error; the embedded chain raises ValidationError.
+        text = str(exc)
+        if "insufficient funds" in text.lower() or "cannot afford" in text.lower():
+            raise TransactionFailed(
+                f"{sender} has too little ETH for gas ({text}); fund it, or have a relayer "
+                "submit a signed request (grant_by_sig, addRecordBySig, permit)"
+            ) from exc
+        raise TransactionFailed(
+            f"the node refused the transaction from {sender}: {text}; "
+            "check the account's ETH balance and pending transactions"
+        ) from exc
+    except TimeExhausted as exc:
+        raise TransactionFailed(
+            f"no receipt in time: {exc}; the transaction may still land"
+        ) from exc
+    except (ConnectionError, OSError) as exc:
+        raise TransactionFailed(f"the node could not be reached: {exc}") from exc
 
 
 def _result(receipt: TxReceipt) -> TxResult:

@@ -375,3 +375,22 @@ def test_invalid_fhir_is_refused_before_anything_is_stored(mr: MedRecord, cast: 
         cast.provider.add_fhir_record_for(cast.patient.address, bad)
     assert pins(mr) == before
     assert mr.records.record_count(cast.patient.address) == 0
+
+
+def test_guardian_writes_a_record_for_the_patient(mr: MedRecord, cast: Actors) -> None:
+    cast.patient.appoint_guardian(cast.doctor.address)
+    receipt = cast.doctor.add_record_for(
+        cast.patient.address, b"allergy: penicillin", Category.ALLERGIES
+    )
+    assert mr.records.get_record(receipt.record_id).author == cast.doctor.address
+    assert cast.patient.read(receipt.record_id) == b"allergy: penicillin"
+
+
+def test_node_refusal_is_a_typed_error(mr: MedRecord, cast: Actors) -> None:
+    from eth_account import Account
+
+    from medrecord_sdk.errors import TransactionFailed
+
+    broke = mr.patient(Account.create())  # a fresh account with no ETH for gas
+    with pytest.raises(TransactionFailed):
+        broke.register_key()
