@@ -90,6 +90,31 @@ class Env:
         return study.enrollmentDeadline + study.reviewPeriod
 
 
+# The contracts are deployed once per module; ape's isolation reverts every test's changes.
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _session_fixtures_first(keys, chain_id):
+    """Creates the session fixtures before the module's snapshot, which ape would otherwise rebase."""
+
+
+@pytest.fixture(scope="module")
+def token(project, deployer):
+    return project.DataShareToken.deploy(
+        "MedRecord Data Share", "MDS", deployer, 0, sender=deployer
+    )
+
+
+@pytest.fixture(scope="module")
+def consent(project, deployer):
+    return project.ConsentRegistry.deploy(sender=deployer)
+
+
+@pytest.fixture(scope="module")
+def escrow(project, deployer, consent, token):
+    return project.StudyEscrow.deploy(consent, token, sender=deployer)
+
+
 @pytest.fixture
 def env(escrow, token, consent, deployer, researcher):
     return Env(escrow, token, consent, deployer, researcher)

@@ -327,7 +327,7 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
     run_state_machine_as_test(
         EscrowMachine,
         settings=settings(
-            max_examples=8,
+            max_examples=6,
             stateful_step_count=25,
             deadline=None,
             derandomize=True,
