@@ -94,8 +94,10 @@ class Env:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _session_fixtures_first(keys, chain_id):
-    """Creates the session fixtures before the module's snapshot, which ape would otherwise rebase."""
+def _session_fixtures_first(
+    keys, chain_id, deployer, patient, provider, researcher, guardian, relayer, stranger
+):
+    """Creates the session fixtures before the module snapshot (ape would rebase it)."""
 
 
 @pytest.fixture(scope="module")
