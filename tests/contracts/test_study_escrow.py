@@ -521,6 +521,24 @@ def test_one_failing_recipient_never_blocks_the_others(env, escrow, blocking, pa
     assert_solvent(blocking, escrow)
 
 
+def test_a_transfer_starved_by_the_transaction_gas_limit_reverts_the_batch(
+    env, escrow, blocking, patients, researcher
+):
+    """Out of gas from the caller's own limit must not pass for a failing recipient: otherwise
+    gas estimation could settle on a limit at which every payment is marked owed."""
+    study_id, _ = env.create(token=blocking)
+    env.fund(study_id, REWARD, token=blocking)
+    env.enrolled(study_id, patients[0])
+    blocking.setMode(patients[0], 3, sender=env.deployer)  # burns whatever gas it gets
+    with ape.reverts(escrow.StudyEscrowInsufficientGas):
+        escrow.pay(study_id, [patients[0]], sender=researcher, gas=120_000)
+    assert escrow.enrollmentOf(study_id, patients[0]) == PENDING
+    # With gas to spare the same transfer fails on its own 100,000 allowance: owed, not reverted.
+    receipt = escrow.pay(study_id, [patients[0]], sender=researcher, gas=1_000_000)
+    assert [log.patient for log in receipt.decode_logs(escrow.PaymentFailed)] == [patients[0]]
+    assert escrow.enrollmentOf(study_id, patients[0]) == OWED
+
+
 # ---------------------------------------------------------------- rejection
 
 
