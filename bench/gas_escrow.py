@@ -67,8 +67,10 @@ def _sign_permit(token, owner, spender, value, deadline):
 
 def main() -> int:
     started = time.monotonic()
-    deployer, researcher, guardian = accounts.test_accounts[0], accounts.test_accounts[3], None
-    token = project.DataShareToken.deploy("MedRecord Data Share", "MDS", deployer, 0, sender=deployer)
+    deployer, researcher = accounts.test_accounts[0], accounts.test_accounts[3]
+    token = project.DataShareToken.deploy(
+        "MedRecord Data Share", "MDS", deployer, 0, sender=deployer
+    )
     consent = project.ConsentRegistry.deploy(sender=deployer)
     escrow = project.StudyEscrow.deploy(consent, token, sender=deployer)
     token.mint(researcher, 1_000 * REWARD, sender=deployer)
@@ -79,8 +81,16 @@ def main() -> int:
 
     def create():
         receipt = escrow.createStudy(
-            "0x" + "00" * 20, CATEGORIES, HRESCH, REWARD, 1_000, deadline, 7 * DAY,
-            b"\x11" * 32, 0x55, sender=researcher,
+            "0x" + "00" * 20,
+            CATEGORIES,
+            HRESCH,
+            REWARD,
+            1_000,
+            deadline,
+            7 * DAY,
+            b"\x11" * 32,
+            0x55,
+            sender=researcher,
         )
         return receipt, escrow.studyCount()
 
@@ -91,7 +101,9 @@ def main() -> int:
     _, study_b = create()
     token.approve(escrow, 0, sender=researcher)
     permit_deadline = chain.pending_timestamp + DAY
-    v, r, s = _sign_permit(token, researcher, escrow.address, (PATIENTS + 2) * REWARD, permit_deadline)
+    v, r, s = _sign_permit(
+        token, researcher, escrow.address, (PATIENTS + 2) * REWARD, permit_deadline
+    )
     receipt = escrow.fundWithPermit(
         study_b, (PATIENTS + 2) * REWARD, permit_deadline, v, r, s, sender=researcher
     )

@@ -46,9 +46,10 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
 
     /**
      * @inheritdoc IStudyEscrow
-     * @dev A payout to a patient who never held the token costs about 30,000 gas (22,100 of it
-     * the token's new balance slot), so 500 payees use about 15M gas: half of a 30M block, with
-     * room for tokens whose transfer costs more. Larger sets are paid in several batches;
+     * @dev A payout to a patient who never held the token costs about 33,500 gas with the
+     * DataShareToken (22,100 of it the token's new balance slot; bench/gas_escrow.py), so 500
+     * payees use about 17M gas: a little over half of a 30M block, leaving room for tokens whose
+     * transfer costs more and for RPC gas caps. Larger sets are paid in several batches;
      * retrying a batch is safe (settled enrollments are skipped).
      */
     uint256 public constant MAX_BATCH = 500;
@@ -60,8 +61,8 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
     uint8 private constant _READ = 1;
 
     /**
-     * @dev Gas a payout transfer may use. A plain ERC-20 transfer to a fresh holder needs about
-     * 30,000; proxied tokens (USDC) about 40,000. A token needing more is not lost: the payment
+     * @dev Gas a payout transfer may use. An OpenZeppelin ERC-20 transfer to a fresh holder
+     * needs about 25,000 inside a batch; proxied tokens (USDC) some 10,000 more. A token needing more is not lost: the payment
      * is marked owed and the patient's {claim} transfers with all the gas it is given.
      */
     uint256 private constant _PAYOUT_GAS = 100_000;
