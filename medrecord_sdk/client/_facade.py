@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -120,8 +120,10 @@ class MedRecord:
         """
         settings = settings or Settings()
         rpc_url = rpc_url or settings.rpc_url
+        owned: list[object] = []
         if network is not None:
-            w3 = _web3_from_ape(network)
+            w3, connection = _web3_from_ape(network)
+            owned.extend([] if connection is None else [connection])
         elif rpc_url is not None:
             w3 = Web3(
                 Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": settings.request_timeout})
@@ -141,7 +143,13 @@ class MedRecord:
                 if settings.manifest
                 else DeploymentManifest.for_chain(int(w3.eth.chain_id), settings.deployments_dir)
             )
-        return cls(w3, manifest, store or store_from_settings(settings), keys_dir=settings.keys_dir)
+        return cls(
+            w3,
+            manifest,
+            store or store_from_settings(settings),
+            keys_dir=settings.keys_dir,
+            _owned=owned,
+        )
 
     # ------------------------------------------------------------ actors
 
@@ -254,14 +262,32 @@ def store_from_settings(settings: Settings) -> Store:
     )
 
 
-def _web3_from_ape(network: str) -> Web3:
-    """The web3 of an ape network (imported lazily: the SDK never needs ape otherwise)."""
+class _ApeConnection:
+    """An ape provider context this MedRecord opened, closed with it (a node ape started stops)."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def cleanup(self) -> None:
+        self._context.__exit__(None, None, None)
+
+
+def _web3_from_ape(network: str) -> tuple[Web3, _ApeConnection | None]:
+    """The web3 of an ape network (ape is imported lazily: the SDK never needs it otherwise).
+
+    When ape is already connected to that network (inside ``ape test`` or ``ape console``), its
+    provider is reused; otherwise a provider context is opened, which may start a local node
+    (Anvil, Hardhat), and is closed by :meth:`MedRecord.close`.
+    """
     try:
         from ape import networks  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         raise ConfigurationError(
             "network= needs eth-ape installed (pip install eth-ape); or pass rpc_url="
         ) from exc
+    active = networks.active_provider
+    if active is not None and active.is_connected and active.network_choice == network:
+        return active.web3, None
     context = networks.parse_network_choice(network)
     provider = context.__enter__()
-    return provider.web3  # type: ignore[no-any-return]
+    return provider.web3, _ApeConnection(context)

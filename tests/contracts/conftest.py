@@ -137,3 +137,40 @@ def consent(project, deployer):
 def escrow(project, deployer, consent, token):
     """A StudyEscrow over the fresh ConsentRegistry, with the DataShareToken as default token."""
     return project.StudyEscrow.deploy(consent, token, sender=deployer)
+
+
+# Shared helpers
+
+
+@pytest.fixture
+def constructor_reverts(deployer):
+    """Asserts that deploying ``container`` with ``args`` reverts with a given custom error.
+
+    On the embedded chain through ape.reverts; on Anvil by asking the node directly, because
+    ape-foundry 0.8.12 cannot always decode a constructor's custom error (eth_abi raises
+    InvalidPointer inside it) although the node returns the right revert data.
+    """
+    from eth_abi import encode
+    from eth_utils import keccak
+    from web3.exceptions import ContractCustomError
+
+    def check(container, error, arg_types, arg_values, *args):
+        if ape.chain.provider.name == "test":
+            names = [i.name for i in getattr(container, error).abi.inputs]
+            with ape.reverts(
+                getattr(container, error), **dict(zip(names, arg_values, strict=True))
+            ):
+                container.deploy(*args, sender=deployer)
+            return
+        ctor_types = [i.canonical_type for i in container.contract_type.constructor.inputs]
+        encoded = encode(ctor_types, [str(getattr(a, "address", a)) for a in args])
+        code = container.contract_type.deployment_bytecode.bytecode
+        with pytest.raises(ContractCustomError) as info:
+            ape.chain.provider.web3.eth.call(
+                {"from": deployer.address, "data": code + encoded.hex()}
+            )
+        selector = keccak(text=f"{error}({','.join(arg_types)})")[:4]
+        expected = selector + encode(arg_types, [str(v) for v in arg_values])
+        assert info.value.data == "0x" + expected.hex()
+
+    return check

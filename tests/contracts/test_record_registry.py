@@ -132,11 +132,14 @@ def test_deployment(registry, consents):
     assert registry.recordCount(ape.accounts.test_accounts[1]) == 0
 
 
-def test_constructor_rejects_a_non_contract(project, deployer, stranger):
-    with ape.reverts(
-        project.RecordRegistry.RecordRegistryInvalidConsentRegistry, consentRegistry=stranger
-    ):
-        project.RecordRegistry.deploy(stranger, sender=deployer)
+def test_constructor_rejects_a_non_contract(project, stranger, constructor_reverts):
+    constructor_reverts(
+        project.RecordRegistry,
+        "RecordRegistryInvalidConsentRegistry",
+        ["address"],
+        [stranger.address],
+        stranger,
+    )
 
 
 # ---------------------------------------------------------------------------- addRecord

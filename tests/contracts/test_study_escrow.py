@@ -147,23 +147,13 @@ def test_constructor_and_constants(escrow, consent, token):
     assert escrow.heldOf(token) == 0
 
 
-def test_constructor_refuses_a_default_token_without_code(project, deployer, consent, stranger):
-    from eth_abi import encode
-    from eth_utils import keccak
-    from web3.exceptions import ContractCustomError
-
-    if ape.chain.provider.name == "test":
-        with ape.reverts(project.StudyEscrow.StudyEscrowInvalidToken, token=stranger):
-            project.StudyEscrow.deploy(consent, stranger, sender=deployer)
-        return
-    # ape-foundry 0.8.12 cannot always decode a constructor's custom error (it fails inside
-    # eth_abi with InvalidPointer): ask the node directly and compare the encoded error.
-    args = encode(["address", "address"], [consent.address, stranger.address])
-    code = project.StudyEscrow.contract_type.deployment_bytecode.bytecode
-    with pytest.raises(ContractCustomError) as info:
-        ape.chain.provider.web3.eth.call({"from": deployer.address, "data": code + args.hex()})
-    selector = keccak(text="StudyEscrowInvalidToken(address)")[:4]
-    assert info.value.data == "0x" + (selector + encode(["address"], [stranger.address])).hex()
+def test_constructor_refuses_a_default_token_without_code(
+    project, consent, stranger, constructor_reverts
+):
+    constructor_reverts(
+        project.StudyEscrow, "StudyEscrowInvalidToken", ["address"], [stranger.address],
+        consent, stranger,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- createStudy
