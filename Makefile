@@ -45,6 +45,12 @@ $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): tools/solc-shim.js node_modules/.ins
 compile: setup ## Compile the contracts (solc-js through the shim, no download)
 	$(BIN)/ape compile --force
 
+# The build output, rebuilt only when a source or the compiler settings change. Always a full
+# compile: ape's incremental compile does not notice a settings change.
+BUILD := .build/__local__.json
+$(BUILD): $(shell find contracts -name '*.sol' -not -path '*/.cache/*') ape-config.yaml | setup
+	$(BIN)/ape compile --force
+
 abis: compile ## Refresh the ABIs and bytecode shipped in medrecord_sdk (after a contract change)
 	$(BIN)/python scripts/export_abis.py
 
@@ -64,10 +70,10 @@ test-contracts: setup ## Contract tests on the embedded chain (py-evm)
 test-contracts-anvil: setup ## Contract tests on Anvil (random port)
 	$(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
 
-test-sdk: setup compile ## SDK tests
+test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node)
 	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider
 
-test: setup compile lint typecheck ## Everything CI runs: lint, types, contracts on both networks, SDK
+test: setup $(BUILD) lint typecheck ## Everything CI runs: lint, types, contracts on two chains, SDK on three
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
 
 # IPFS: a real js-ipfs node for the storage tests, in its own npm project (see TOOLCHAIN.md).
