@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import os
 import random
 import re
 import time
@@ -154,6 +155,13 @@ def rss_baseline() -> int:
 class Measure:
     seconds: float
     peak_above_baseline: int
+    cpu_seconds: float = 0.0
+    """User + system CPU time of this process (all its threads) during the run."""
+
+
+def cpu_time() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def measure(run: Callable[[], object], baseline: int) -> Measure:
@@ -164,15 +172,19 @@ def measure(run: Callable[[], object], baseline: int) -> Measure:
     """
     gc.collect()
     reset_peak()  # without it, VmHWM is the mark since start: pessimistic, still an upper bound
+    cpu = cpu_time()
     start = time.perf_counter()
     run()
     elapsed = time.perf_counter() - start
-    return Measure(elapsed, max(0, status_bytes("VmHWM") - baseline))
+    return Measure(elapsed, max(0, status_bytes("VmHWM") - baseline), cpu_time() - cpu)
 
 
 def best(measures: Sequence[Measure]) -> Measure:
     """Best time and worst memory over repeats (the machine is shared: load only slows runs)."""
-    return Measure(min(m.seconds for m in measures), max(m.peak_above_baseline for m in measures))
+    fastest = min(measures, key=lambda m: m.seconds)
+    return Measure(
+        fastest.seconds, max(m.peak_above_baseline for m in measures), fastest.cpu_seconds
+    )
 
 
 def best_of(repeat: int, run: Callable[[], object], baseline: int) -> Measure:

@@ -24,7 +24,9 @@ a node add is an HTTP round trip), so sizes below ``--batch-below`` repeat the o
 a run lasts ``--min-time`` seconds and report the time per operation (and operations per
 second). Every run is repeated ``--repeat`` times and the best time kept (the machine is
 shared). Memory: peak RSS above the interpreter's baseline (the worst run) and the traced peak
-of Python allocations (one extra untimed run), as in bench/envelope.py.
+of Python allocations (one extra untimed run), as in bench/envelope.py. A second table gives
+the CPU time of this process per operation: the work each path does, whatever share of the
+cores the machine left it.
 
 The issue-6 verdict (LocalStore at 1 GiB: add and read ratios >= 0.6, memory <= 64 MiB above
 baseline) is printed at the end, and the exit status is 1 when it fails. The figures depend on
@@ -57,6 +59,7 @@ from _common import (
     SeededSource,
     baseline_decrypt,
     baseline_encrypt,
+    best,
     format_size,
     make_pool,
     markdown_table,
@@ -207,10 +210,10 @@ class Bench:
                     self._per_op(batched(store_add(t), store_ops[t.name]), store_ops[t.name])
                 )
                 drop_old(t)
-        raw.add = _best(raw_runs)
+        raw.add = best(raw_runs)
         raw.traced = traced_peak(raw_add)
         for t, row in zip(targets, rows, strict=True):
-            row.add = _best(add_runs[t.name])
+            row.add = best(add_runs[t.name])
             row.traced = traced_peak(store_add(t))
             drop_old(t)
             row.notes.append(f"add {store_ops[t.name]} op(s)/run")
@@ -233,10 +236,10 @@ class Bench:
                 for t in targets:
                     ops = store_ops[t.name]
                     read_runs[t.name].append(self._per_op(batched(store_read(t), ops), ops))
-            raw.read = _best(raw_runs)
+            raw.read = best(raw_runs)
             raw.traced = max(raw.traced, traced_peak(raw_read))
             for t, row in zip(targets, rows, strict=True):
-                row.read = _best(read_runs[t.name])
+                row.read = best(read_runs[t.name])
                 row.traced = max(row.traced, traced_peak(store_read(t)))
         finally:
             raw_file.unlink(missing_ok=True)
@@ -247,11 +250,7 @@ class Bench:
 
     def _per_op(self, run: Callable[[], None], ops: int) -> Measure:
         m = measure(run, self.baseline)
-        return Measure(m.seconds / ops, m.peak_above_baseline)
-
-
-def _best(runs: list[Measure]) -> Measure:
-    return Measure(min(m.seconds for m in runs), max(m.peak_above_baseline for m in runs))
+        return Measure(m.seconds / ops, m.peak_above_baseline, m.cpu_seconds / ops)
 
 
 # ------------------------------------------------------------------ output
@@ -305,6 +304,34 @@ def table(rows: list[Row]) -> str:
                 f"{row.traced / MiB:.1f}",
             ]
         )
+    return markdown_table(headers, lines)
+
+
+def cpu_table(rows: list[Row]) -> str:
+    """CPU time of this process per operation: the work done, whatever share of the CPU it got.
+
+    A store's CPU ratio (the primitives' CPU time over the store's) is the wall ratio it would
+    reach on one core of its own; a wall ratio above it means its threads ran in parallel.
+    """
+    headers = [
+        "store",
+        "size",
+        "add CPU ms/op",
+        "add CPU ratio",
+        "read CPU ms/op",
+        "read CPU ratio",
+    ]
+    lines = []
+    ref: Row | None = None
+    for row in rows:
+        if row.store.startswith("raw"):
+            ref = row
+        cells: list[str] = [row.store, format_size(row.size)]
+        for m, r in ((row.add, ref.add if ref else None), (row.read, ref.read if ref else None)):
+            cells.append(f"{m.cpu_seconds * 1000:.3f}" if m else "-")
+            ok = m and r and m.cpu_seconds > 0
+            cells.append(f"{r.cpu_seconds / m.cpu_seconds:.3f}" if ok and m and r else "-")
+        lines.append(cells)
     return markdown_table(headers, lines)
 
 
@@ -397,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(table(rows))
+    print()
+    print(cpu_table(rows))
     print()
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
