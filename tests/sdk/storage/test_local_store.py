@@ -31,7 +31,7 @@ from medrecord_sdk.storage import (
     _local,
     compute_cid,
 )
-from medrecord_sdk.storage._unixfs import decode_file_node
+from medrecord_sdk.storage._unixfs import DagBuilder, decode_file_node
 
 
 @pytest.fixture
@@ -175,6 +175,30 @@ def test_blocks_inside_a_file_are_found_by_their_own_cid(store: LocalStore) -> N
     other = store.add(b"elsewhere")  # the store-wide index follows new packs
     assert store.has(other)
     assert store.has(leaves[0])
+
+
+def test_stores_from_the_block_per_file_layout_stay_readable(store: LocalStore) -> None:
+    """Earlier versions wrote blocks/<2 hex>/<64 hex>: those DAGs are still served and pinned."""
+    data = sample(3 * CHUNK_SIZE)
+    blocks: dict[CID, bytes] = {}
+    root = DagBuilder(blocks.__setitem__)
+    root.update(data)
+    cid = root.finish()
+    for block_cid, block in blocks.items():
+        name = block_cid.digest.hex()
+        (store.root / "blocks" / name[:2]).mkdir(parents=True, exist_ok=True)
+        (store.root / "blocks" / name[:2] / name).write_bytes(block)
+    (store.root / "pins" / str(cid)).write_bytes(b"")
+    assert store.has(cid)
+    assert store.get_bytes(cid) == data
+    store.pin(cid)
+    assert store.gc() == GcResult(0, 0, 0, 0)
+    assert store.get_bytes(cid) == data
+    leaf = decode_file_node(blocks[cid]).links[0]
+    name = leaf.digest.hex()
+    _flip(store.root / "blocks" / name[:2] / name, 5)
+    with pytest.raises(IntegrityError):
+        store.get_bytes(cid)
 
 
 # ---------------------------------------------------------------- crash safety
