@@ -48,10 +48,10 @@ Stores written by earlier versions (one file per block under ``blocks/<2 hex>/<6
 readable: a block found in no pack is looked up there (and verified like any other); pins over
 such DAGs hold, and gc leaves that folder alone.
 
-Deduplication is per root: re-adding the same bytes rewrites the same pack under the same name
-(replacing it atomically), so the store does not grow. Blocks that two different files share
-are stored in both packs; records are encrypted under fresh keys, so their envelopes never
-share a block.
+Deduplication: re-adding the same bytes rewrites the same pack under the same name (replacing
+it atomically), so the store does not grow; a block repeated within one file (runs of zeros) is
+stored once. Blocks that two different files share are stored in both packs; records are
+encrypted under fresh keys, so their envelopes never share a block.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ _ADD_DEPTH: Final = 4
 """Source pieces (up to 1 MiB each from ``encrypt_iter``) queued between the two add threads."""
 _READ_DEPTH: Final = 8
 """Verified chunks (256 KiB each) read ahead of the consumer by ``get``."""
+_DEDUP_WINDOW: Final = 4096
+"""Distinct blocks an add remembers to store a repeated block once (about 0.5 MiB)."""
 _INDEX_SPILL: Final = 1 << 20
 """Index bytes kept in memory during an add before spilling to a temp file (23k blocks)."""
 
@@ -269,6 +271,7 @@ class _PackWriter:
         self._index = tempfile.SpooledTemporaryFile(max_size=_INDEX_SPILL)  # noqa: SIM115
         self._count = 0
         self._offset = 0
+        self._recent: dict[_Key, int] = {}
         self._flusher = _Flusher(self._fd) if fsync else None
         self._open = True
         try:
@@ -284,9 +287,17 @@ class _PackWriter:
             self._flusher.written(self._offset)
 
     def put(self, cid: CID, block: bytes) -> None:
-        self._index.write(_ENTRY.pack(cid.codec, cid.digest, self._offset, len(block)))
+        key = (cid.codec, cid.digest)
+        offset = self._recent.get(key)
+        if offset is None:
+            # Bounded memory: a repeated block is stored once if it repeats within the last
+            # _DEDUP_WINDOW distinct blocks (runs of zeros, say; envelopes never repeat).
+            if len(self._recent) >= _DEDUP_WINDOW:
+                self._recent.clear()
+            offset = self._recent[key] = self._offset
+            self._append(block)
+        self._index.write(_ENTRY.pack(cid.codec, cid.digest, offset, len(block)))
         self._count += 1
-        self._append(block)
 
     def commit(self, final: Path) -> None:
         """Write the index and footer, flush, rename to ``final``, fsync the directory."""
@@ -536,8 +547,9 @@ class LocalStore(Store):
         """The file holding the block named by ``cid`` (its pack), whether or not it exists.
 
         For a root CID this is ``packs/<cid>.pack``; for a block inside another file's DAG, the
-        pack that holds it. Flipping any byte of the file makes reads of the DAG fail with
-        :class:`IntegrityError`. :meth:`block_location` gives the block's byte range.
+        pack that holds it. Damage to its header, index, footer (its last byte included) or to
+        any block of the DAG makes reads fail with :class:`IntegrityError`.
+        :meth:`block_location` gives the block's byte range.
         """
         parsed = CID.parse(cid)
         return self._find_pack(parsed) or self._pack_path(parsed)

@@ -164,6 +164,13 @@ def test_re_adding_a_file_does_not_grow_the_store(store: LocalStore) -> None:
     assert len(before) == 1
 
 
+def test_a_block_repeated_within_a_file_is_stored_once(store: LocalStore) -> None:
+    data = bytes(10 * CHUNK_SIZE) + b"tail"
+    cid = store.add(data)
+    assert store.block_path(cid).stat().st_size < 2 * CHUNK_SIZE
+    assert store.get_bytes(cid) == data
+
+
 def test_blocks_inside_a_file_are_found_by_their_own_cid(store: LocalStore) -> None:
     data = sample(3 * CHUNK_SIZE)
     cid = store.add(data)
