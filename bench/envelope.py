@@ -29,158 +29,36 @@ runs ``--repeat`` times and the best time is kept (the machine is shared).
 from __future__ import annotations
 
 import argparse
-import gc
-import hashlib
 import os
-import random
-import re
 import sys
-import time
-import tracemalloc
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from _common import (
+    GiB,
+    Measure,
+    MiB,
+    NullSink,
+    SeededSource,
+    baseline_decrypt,
+    baseline_encrypt,
+    best,
+    make_pool,
+    measure,
+    parse_size,
+    rss_baseline,
+    traced_peak,
+)
 
 from medrecord_sdk.crypto import (
     RecordContext,
-    Writable,
     decrypt_stream,
     encrypt_stream,
     generate_data_key,
 )
 
-MiB = 1 << 20
-GiB = 1 << 30
-POOL_SIZE = 8 * MiB
 RATIO_TARGET = 0.6
 MEMORY_TARGET_MIB = 64.0
 OUT_DIR = Path(__file__).parent / "out"
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1GiB, 256MiB, 1048576)")
-    unit = (match.group(2) or "B").lower()
-    return int(match.group(1)) * {"b": 1, "kib": 1024, "mib": MiB, "gib": GiB}[unit]
-
-
-class SeededSource:
-    """A reproducible pseudo-random byte stream of a given size, never materialised."""
-
-    def __init__(self, pool: bytes, size: int, seed: int) -> None:
-        self._pool = pool  # POOL_SIZE bytes, doubled so that any slice is contiguous
-        self._left = size
-        self._rng = random.Random(seed)
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            raise ValueError("SeededSource reads in bounded pieces only")
-        n = min(n, self._left, POOL_SIZE)
-        if n <= 0:
-            return b""
-        self._left -= n
-        start = self._rng.randrange(POOL_SIZE)
-        return self._pool[start : start + n]
-
-
-class NullSink:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self.count += len(data)
-        return len(data)
-
-
-def _status(field: str) -> int:
-    text = Path("/proc/self/status").read_text()
-    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(match.group(1)) * 1024 if match else 0
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-@dataclass
-class Measure:
-    seconds: float
-    peak_above_baseline: int
-
-
-def measure(run: Callable[[], None], baseline: int) -> Measure:
-    """Time one run; its peak RSS is counted from *baseline*, the interpreter's RSS after setup.
-
-    Counting from the setup baseline (not from the RSS just before the run) keeps memory the
-    allocator retained from earlier runs in the figure, so repeats cannot hide it.
-    """
-    gc.collect()
-    _reset_peak()  # without it, VmHWM is the mark since start: pessimistic, still an upper bound
-    start = time.perf_counter()
-    run()
-    elapsed = time.perf_counter() - start
-    return Measure(elapsed, max(0, _status("VmHWM") - baseline))
-
-
-def traced_peak(run: Callable[[], None]) -> int:
-    """Peak bytes allocated through Python's allocators during one extra, untimed run.
-
-    RSS can understate a working set when the allocator reuses pages that were already resident
-    at the baseline; tracemalloc counts every Python allocation (buffers read, ciphertexts,
-    plaintexts) whatever pages it lands on. It does not see OpenSSL's own small allocations.
-    """
-    gc.collect()
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-# ------------------------------------------------------------------ baseline: the floor
-
-
-def _nonce(i: int) -> bytes:
-    return i.to_bytes(12, "big")
-
-
-def baseline_encrypt(source: SeededSource, sink: Writable, key: bytes, chunk: int) -> bytes:
-    aead = AESGCM(key)
-    digest = hashlib.sha256()
-    write = sink.write
-    i = 0
-    while True:
-        block = source.read(chunk)
-        if not block:
-            break
-        sealed = aead.encrypt(_nonce(i), block, None)
-        digest.update(sealed)
-        write(sealed)
-        i += 1
-    return digest.digest()
-
-
-def baseline_decrypt(path: Path, sink: NullSink, key: bytes, chunk: int) -> bytes:
-    aead = AESGCM(key)
-    digest = hashlib.sha256()
-    i = 0
-    with path.open("rb") as src:
-        while True:
-            sealed = src.read(chunk + 16)
-            if not sealed:
-                break
-            digest.update(sealed)
-            sink.write(aead.decrypt(_nonce(i), sealed, None))
-            i += 1
-    return digest.digest()
 
 
 # ------------------------------------------------------------------ main
@@ -196,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     size: int = args.size
     chunk: int = args.chunk_size
 
-    rng = random.Random(args.seed)
-    pool = rng.randbytes(POOL_SIZE)
-    pool = pool + pool
+    pool = make_pool(args.seed)
     dek = generate_data_key()
     baseline_key = generate_data_key()
     context = RecordContext(
@@ -208,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         category=4,
     )
 
-    gc.collect()
-    baseline = _status("VmRSS")
+    baseline = rss_baseline()
 
     def source() -> SeededSource:
         return SeededSource(pool, size, args.seed)
@@ -235,12 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline encrypt": traced_peak(run_baseline_encrypt),
         "envelope encrypt": traced_peak(run_envelope_encrypt),
     }
-    results["baseline encrypt"] = Measure(
-        min(m.seconds for m in base_enc), max(m.peak_above_baseline for m in base_enc)
-    )
-    results["envelope encrypt"] = Measure(
-        min(m.seconds for m in env_enc), max(m.peak_above_baseline for m in env_enc)
-    )
+    results["baseline encrypt"] = best(base_enc)
+    results["envelope encrypt"] = best(env_enc)
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     env_file = OUT_DIR / "envelope.mrec"
@@ -272,12 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             env_dec.append(measure(run_envelope_decrypt, baseline))
         traced["baseline decrypt"] = traced_peak(run_baseline_decrypt)
         traced["envelope decrypt"] = traced_peak(run_envelope_decrypt)
-        results["baseline decrypt"] = Measure(
-            min(m.seconds for m in base_dec), max(m.peak_above_baseline for m in base_dec)
-        )
-        results["envelope decrypt"] = Measure(
-            min(m.seconds for m in env_dec), max(m.peak_above_baseline for m in env_dec)
-        )
+        results["baseline decrypt"] = best(base_dec)
+        results["envelope decrypt"] = best(env_dec)
     finally:
         for path in (env_file, base_file):
             path.unlink(missing_ok=True)

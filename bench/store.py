@@ -13,69 +13,35 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import random
-import re
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+from _common import MiB, parse_size, reset_peak, status_bytes
+from _common import rotating_pieces as generate
 
 from medrecord_sdk.storage import LocalStore, compute_cid
 
-MIB = 1024 * 1024
-_UNITS = {"": 1, "B": 1, "KIB": 1024, "MIB": MIB, "GIB": 1024 * MIB}
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]iB|B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r}: use bytes or a KiB/MiB/GiB suffix")
-    return int(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
-
-
-def generate(size: int, seed: int) -> Iterator[bytes]:
-    """``size`` deterministic bytes in 1 MiB pieces, from a 1 MiB pool."""
-    pool = random.Random(seed).randbytes(MIB)
-    piece = 0
-    remaining = size
-    while remaining > 0:
-        offset = (piece * 7919) % MIB  # distinct modulo 256 KiB for the first 2**18 pieces
-        block = pool[offset:] + pool[:offset]
-        yield block[: min(MIB, remaining)]
-        remaining -= MIB
-        piece += 1
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) so each phase reports its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        return True
-    except OSError:
-        return False
+MIB = MiB
 
 
 def measure(label: str, size: int, run: Callable[[], object]) -> tuple[float, float, object]:
     """Run a phase; return (MiB/s, peak MiB above the baseline taken just before it, result)."""
-    baseline = _rss_kib("VmRSS")
-    resettable = _reset_peak()
+    baseline = status_bytes("VmRSS") // 1024
+    resettable = reset_peak()
     started = time.perf_counter()
     result = run()
     elapsed = time.perf_counter() - started
     # Without a resettable counter, the lifetime peak is an upper bound.
-    peak = _rss_kib("VmHWM") if resettable else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = (
+        status_bytes("VmHWM") // 1024
+        if resettable
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    )
     rate = size / MIB / elapsed if elapsed else float("inf")
     above = (peak - baseline) / 1024
     print(
