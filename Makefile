@@ -92,3 +92,7 @@ bench-storage: setup ## Store and read back 1 GiB in a LocalStore; prints throug
 
 clean: ## Remove build output (keeps the environment)
 	rm -rf .build .ape/*/subprocess_output .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench
+bench: setup $(BUILD) ## Print the benchmark tables (SDK throughput and memory; gas). Takes minutes
+	$(BIN)/python bench/sdk.py
