@@ -123,6 +123,31 @@ contract RecordRegistryInvariantTest is Test {
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
+    /// The example paired with the campaign: one scripted run reaches every kind of act, allowed
+    /// and refused, and the invariants hold at the end.
+    function test_handlerExample() public {
+        handler.addRecord(0, 0, 1, 0, keccak256("a")); // patient 0, own record 1
+        handler.addRecord(1, 0, 1, 0, keccak256("b")); // actor 1 for patient 0: refused
+        handler.grant(0, 1, 1, 3); // patient 0 lets actor 1 read and write category 1
+        handler.addRecord(1, 0, 1, 1, keccak256("c")); // accepted now: record 2, amends record 1
+        handler.appointGuardian(0, 2);
+        handler.addRecord(2, 0, 1, 0, keccak256("d")); // guardian: record 3
+        handler.addRecordBySig(3, 3, 0, keccak256("e")); // actor 3's own key: record 4
+        handler.addRecordBySig(0, 3, 0, keccak256("f")); // someone else's key: refused
+        handler.replay(0); // refused
+        handler.shareKey(0, 2, 1, 0); // patient 0 shares record 2 (seed 2 -> id 3)
+        handler.retract(3, 1); // a stranger: refused
+        handler.retract(0, 1); // record 2
+        handler.erase(2, 1); // guardian erases record 2
+        assertEq(handler.ghostRecordCount(), 4);
+        assertEq(uint8(records.getRecord(1).status), uint8(IRecordRegistry.RecordStatus.Amended));
+        assertEq(uint8(records.getRecord(2).status), uint8(IRecordRegistry.RecordStatus.Erased));
+        invariant_recordsNeverChangePatient();
+        invariant_listsHoldOwnRecords();
+        invariant_onlyAuthorisedActs();
+        invariant_noReplayNoncesNeverDecrease();
+    }
+
     /// Records never change patient; statuses follow the model; ids are 1..n with no gap.
     function invariant_recordsNeverChangePatient() public {
         uint256 n = handler.ghostRecordCount();
