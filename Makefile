@@ -115,8 +115,15 @@ fuzz-short: $(SETUP_STAMPS) $(FORGE_STAMP) ## Short forge fuzz and invariant cam
 fuzz: $(SETUP_STAMPS) $(FORGE_STAMP) ## Long forge campaign (FOUNDRY_PROFILE=long: 10k fuzz runs, invariants 256 x 128)
 	FOUNDRY_PROFILE=long forge test
 
-slither: $(SETUP_STAMPS) $(SLITHER_STAMP) ## Slither, curated detectors; fails on any untriaged finding
+# A clean build whenever a contract changes: incremental builds leave stale build-info files
+# that Slither would read as well.
+SLITHER_BUILD := .forge/slither/.built
+$(SLITHER_BUILD): $(shell find contracts -name '*.sol') foundry.toml $(SETUP_STAMPS)
+	rm -rf .forge/slither
 	FOUNDRY_PROFILE=slither forge build --skip './test/**'
+	@touch $@
+
+slither: $(SLITHER_STAMP) $(SLITHER_BUILD) ## Slither, curated detectors; fails on any untriaged finding
 	PATH=$(SLITHER_VENV)/bin:$$PATH slither . --config-file slither.config.json
 
 bench-gas: setup compile ## One gas table: every state-changing function, its floor, OZ and Solady ERC20
