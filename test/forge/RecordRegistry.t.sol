@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+
+import {ConsentRegistry} from "../../contracts/ConsentRegistry.sol";
+import {RecordRegistry} from "../../contracts/RecordRegistry.sol";
+import {IRecordRegistry} from "../../contracts/interfaces/IRecordRegistry.sol";
+import {RecordHandler} from "./handlers/RecordHandler.sol";
+
+/// @notice Fuzz tests of RecordRegistry's authorisation rules.
+contract RecordRegistryFuzzTest is Test {
+    uint256 internal constant T0 = 1_800_000_000;
+    ConsentRegistry internal consent;
+    RecordRegistry internal records;
+    address internal constant PATIENT = address(0xA11CE);
+
+    function setUp() public {
+        vm.warp(T0);
+        consent = new ConsentRegistry();
+        records = new RecordRegistry(consent);
+    }
+
+    function _add(address sender, address patient, uint8 category, uint256 supersedes) internal returns (uint256) {
+        vm.prank(sender);
+        return records.addRecord(patient, keccak256("cid"), 0x55, keccak256("cid"), category, supersedes);
+    }
+
+    /// A stranger can neither add a record for a patient nor supersede, retract or erase one.
+    function testFuzz_strangerCannotWrite(address stranger, uint8 category) public {
+        vm.assume(stranger != PATIENT);
+        category = category % 64;
+        vm.prank(stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, PATIENT, category
+            )
+        );
+        records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), category, 0);
+
+        uint256 id = _add(PATIENT, PATIENT, category, 0);
+        vm.startPrank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorized.selector, stranger, PATIENT));
+        records.retractRecord(id);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorized.selector, stranger, PATIENT));
+        records.eraseRecord(id);
+        vm.stopPrank();
+    }
+
+    /// A record written for a patient always belongs to that patient, whoever wrote it, and a
+    /// new version can only supersede a record of the same patient.
+    function testFuzz_supersedeNeverChangesPatient(address other, uint8 category) public {
+        vm.assume(other != PATIENT && other != address(0));
+        category = category % 64;
+        uint256 id = _add(PATIENT, PATIENT, category, 0);
+        vm.prank(other);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryPatientMismatch.selector, id, other));
+        records.addRecord(other, keccak256("cid2"), 0x55, keccak256("cid2"), category, id);
+        uint256 next = _add(PATIENT, PATIENT, category, id);
+        assertEq(records.getRecord(next).patient, PATIENT);
+        assertEq(records.getRecord(id).patient, PATIENT);
+        assertEq(uint8(records.getRecord(id).status), uint8(IRecordRegistry.RecordStatus.Amended));
+    }
+
+    /// An expired WRITE grant no longer lets a provider write.
+    function testFuzz_expiredWriteGrant(address provider, uint32 after_) public {
+        vm.assume(provider != PATIENT && provider != address(0));
+        vm.prank(PATIENT);
+        consent.grant(provider, 1 << 4, 1, 2, uint40(T0 + 1 days));
+        vm.warp(T0 + 1 days + uint256(after_));
+        vm.prank(provider);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, provider, PATIENT, 4)
+        );
+        records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), 4, 0);
+    }
+
+    /// Keys go only to the patient or a grantee the patient permits to READ the category.
+    function testFuzz_shareKeyNeedsReadConsent(address grantee, uint8 purpose) public {
+        vm.assume(grantee != PATIENT && grantee != address(0));
+        purpose = purpose % 32;
+        vm.prank(grantee);
+        consent.setEncryptionKey(keccak256("x25519"));
+        uint256 id = _add(PATIENT, PATIENT, 4, 0);
+        vm.prank(PATIENT);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRecordRegistry.RecordRegistryUnauthorizedShare.selector, id, PATIENT, grantee, purpose
+            )
+        );
+        records.shareKey(id, grantee, purpose, hex"01");
+        vm.prank(PATIENT);
+        consent.grant(grantee, 1 << 4, uint32(1) << purpose, 1, uint40(T0 + 1 days));
+        vm.prank(PATIENT);
+        records.shareKey(id, grantee, purpose, hex"01");
+    }
+}
+
+/// @notice Invariants of RecordRegistry under random acts.
+contract RecordRegistryInvariantTest is Test {
+    ConsentRegistry internal consent;
+    RecordRegistry internal records;
+    RecordHandler internal handler;
+
+    function setUp() public {
+        vm.warp(1_800_000_000);
+        consent = new ConsentRegistry();
+        records = new RecordRegistry(consent);
+        handler = new RecordHandler(consent, records);
+        targetContract(address(handler));
+        // The actions only: the handler's getters are no actions.
+        bytes4[] memory selectors = new bytes4[](10);
+        selectors[0] = RecordHandler.grant.selector;
+        selectors[1] = RecordHandler.revoke.selector;
+        selectors[2] = RecordHandler.appointGuardian.selector;
+        selectors[3] = RecordHandler.warp.selector;
+        selectors[4] = RecordHandler.addRecord.selector;
+        selectors[5] = RecordHandler.addRecordBySig.selector;
+        selectors[6] = RecordHandler.replay.selector;
+        selectors[7] = RecordHandler.retract.selector;
+        selectors[8] = RecordHandler.erase.selector;
+        selectors[9] = RecordHandler.shareKey.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+    }
+
+    /// The example paired with the campaign: one scripted run reaches every kind of act, allowed
+    /// and refused, and the invariants hold at the end.
+    function test_handlerExample() public {
+        handler.addRecord(0, 0, 1, 0, keccak256("a")); // patient 0, own record 1
+        handler.addRecord(1, 0, 1, 0, keccak256("b")); // actor 1 for patient 0: refused
+        handler.grant(0, 1, 1, 3); // patient 0 lets actor 1 read and write category 1
+        handler.addRecord(1, 0, 1, 1, keccak256("c")); // accepted now: record 2, amends record 1
+        handler.appointGuardian(0, 2);
+        handler.addRecord(2, 0, 1, 0, keccak256("d")); // guardian: record 3
+        handler.addRecordBySig(3, 3, 0, keccak256("e")); // actor 3's own key: record 4
+        handler.addRecordBySig(0, 3, 0, keccak256("f")); // someone else's key: refused
+        handler.replay(0); // refused
+        handler.shareKey(0, 2, 1, 0); // patient 0 shares record 2 (seed 2 -> id 3)
+        handler.retract(3, 1); // a stranger: refused
+        handler.retract(0, 1); // record 2
+        handler.erase(2, 1); // guardian erases record 2
+        assertEq(handler.ghostRecordCount(), 4);
+        assertEq(uint8(records.getRecord(1).status), uint8(IRecordRegistry.RecordStatus.Amended));
+        assertEq(uint8(records.getRecord(2).status), uint8(IRecordRegistry.RecordStatus.Erased));
+        invariant_recordsNeverChangePatient();
+        invariant_listsHoldOwnRecords();
+        invariant_onlyAuthorisedActs();
+        invariant_noReplayNoncesNeverDecrease();
+    }
+
+    /// Records never change patient; statuses follow the model; ids are 1..n with no gap.
+    function invariant_recordsNeverChangePatient() public {
+        uint256 n = handler.ghostRecordCount();
+        for (uint256 id = 1; id <= n; ++id) {
+            IRecordRegistry.Record memory r = records.getRecord(id);
+            assertEq(r.patient, handler.ghostPatient(id), "patient");
+            assertEq(uint8(r.status), uint8(handler.ghostStatus(id)), "status");
+        }
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryNonexistentRecord.selector, n + 1));
+        records.getRecord(n + 1);
+    }
+
+    /// Every patient's list holds exactly that patient's records.
+    function invariant_listsHoldOwnRecords() public view {
+        uint256 total;
+        for (uint256 i; i < handler.actorCount(); ++i) {
+            address p = handler.actors(i);
+            uint256 count = records.recordCount(p);
+            assertEq(count, handler.ghostCountOf(p), "count");
+            IRecordRegistry.Record[] memory page = records.recordsOf(p, 0, count);
+            for (uint256 j; j < page.length; ++j) {
+                assertEq(page[j].patient, p, "listed under another patient");
+            }
+            total += count;
+        }
+        assertEq(total, handler.ghostRecordCount(), "total");
+    }
+
+    function invariant_onlyAuthorisedActs() public view {
+        assertEq(handler.unauthorizedSuccesses(), 0, "unauthorised");
+        assertEq(handler.illegalTransitions(), 0, "transition");
+    }
+
+    function invariant_noReplayNoncesNeverDecrease() public view {
+        assertEq(handler.replaySuccesses(), 0, "replay");
+        assertEq(handler.nonceDecreases(), 0, "nonce");
+    }
+}

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {CommonBase} from "forge-std/Base.sol";
+import {StdCheats} from "forge-std/StdCheats.sol";
+import {StdUtils} from "forge-std/StdUtils.sol";
+
+import {ConsentRegistry} from "../../../contracts/ConsentRegistry.sol";
+import {RecordRegistry} from "../../../contracts/RecordRegistry.sol";
+import {IRecordRegistry} from "../../../contracts/interfaces/IRecordRegistry.sol";
+
+/**
+ * @notice Drives a RecordRegistry (and its ConsentRegistry) with patients, guardians, grantees
+ * and strangers; ghosts record each record's patient and status as created and the acts that
+ * only an authorised caller could have made.
+ */
+contract RecordHandler is CommonBase, StdCheats, StdUtils {
+    ConsentRegistry public immutable consent;
+    RecordRegistry public immutable records;
+
+    uint256 internal constant ACTORS = 4;
+    address[ACTORS] public actors;
+    uint256[ACTORS] internal keys;
+
+    uint256 public ghostRecordCount;
+    mapping(uint256 id => address) public ghostPatient;
+    mapping(uint256 id => IRecordRegistry.RecordStatus) public ghostStatus;
+    mapping(address patient => uint256) public ghostCountOf;
+    mapping(address patient => uint256) public lastNonce;
+    uint256 public unauthorizedSuccesses;
+    uint256 public replaySuccesses;
+    uint256 public nonceDecreases;
+    uint256 public illegalTransitions;
+
+    struct UsedSig {
+        address patient;
+        bytes32 digest;
+        uint8 category;
+        uint256 supersedes;
+        uint256 deadline;
+        bytes signature;
+    }
+
+    UsedSig[] internal _used;
+
+    constructor(ConsentRegistry consent_, RecordRegistry records_) {
+        consent = consent_;
+        records = records_;
+        for (uint256 i; i < ACTORS; ++i) {
+            keys[i] = uint256(keccak256(abi.encode("record actor", i))) >> 2;
+            actors[i] = vm.addr(keys[i]);
+            vm.prank(actors[i]);
+            consent.setEncryptionKey(keccak256(abi.encode("x25519", i)));
+        }
+    }
+
+    function actorCount() external pure returns (uint256) {
+        return ACTORS;
+    }
+
+    // ------------------------------------------------------------------ consent side
+
+    function grant(uint256 p, uint256 g, uint8 category, uint8 actions) external {
+        address patient = actors[p % ACTORS];
+        address grantee = actors[g % ACTORS];
+        vm.prank(patient);
+        try consent.grant(grantee, uint64(1) << (category % 4), 1, uint8(bound(actions, 1, 3)), uint40(block.timestamp + 10 days)) {}
+        catch {}
+    }
+
+    function revoke(uint256 p, uint256 g) external {
+        vm.prank(actors[p % ACTORS]);
+        try consent.revoke(actors[g % ACTORS]) {} catch {}
+    }
+
+    function appointGuardian(uint256 p, uint256 g) external {
+        vm.prank(actors[p % ACTORS]);
+        try consent.appointGuardian(actors[g % ACTORS]) {} catch {}
+    }
+
+    function warp(uint32 seconds_) external {
+        vm.warp(block.timestamp + bound(seconds_, 1, 5 days));
+    }
+
+    // ------------------------------------------------------------------ records
+
+    function addRecord(uint256 s, uint256 p, uint8 category, uint256 supersedesSeed, bytes32 digest) external {
+        address sender = actors[s % ACTORS];
+        address patient = actors[p % ACTORS];
+        category = category % 4;
+        uint256 supersedes = _maybeRecord(supersedesSeed);
+        if (digest == 0) digest = bytes32(uint256(1));
+        bool mayWrite = sender == patient || consent.canActFor(patient, sender)
+            || (consent.isPermitted(patient, sender, category, 0, 2));
+        // isPermitted asks one purpose; a WRITE grant here always carries purpose 0.
+        vm.prank(sender);
+        try records.addRecord(patient, digest, 0x55, digest, category, supersedes) returns (uint256 id) {
+            if (!mayWrite) unauthorizedSuccesses++;
+            _created(id, patient, supersedes);
+        } catch {}
+    }
+
+    function addRecordBySig(uint256 signer, uint256 p, uint8 category, bytes32 digest) external {
+        address patient = actors[p % ACTORS];
+        uint256 key = keys[signer % ACTORS];
+        category = category % 4;
+        if (digest == 0) digest = bytes32(uint256(2));
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes32 structHash = keccak256(
+            abi.encode(
+                records.ADD_RECORD_TYPEHASH(),
+                patient,
+                digest,
+                uint16(0x55),
+                digest,
+                category,
+                uint256(0),
+                records.nonces(patient),
+                deadline
+            )
+        );
+        bytes memory signature = _sign(key, structHash);
+        try records.addRecordBySig(patient, digest, 0x55, digest, category, 0, deadline, signature) returns (
+            uint256 id
+        ) {
+            if (vm.addr(key) != patient) unauthorizedSuccesses++;
+            _created(id, patient, 0);
+            _used.push(UsedSig(patient, digest, category, 0, deadline, signature));
+        } catch {}
+        _checkNonce(patient);
+    }
+
+    function replay(uint256 index) external {
+        if (_used.length == 0) return;
+        UsedSig memory u = _used[index % _used.length];
+        try records.addRecordBySig(u.patient, u.digest, 0x55, u.digest, u.category, u.supersedes, u.deadline, u.signature)
+        returns (uint256) {
+            replaySuccesses++;
+        } catch {}
+        _checkNonce(u.patient);
+    }
+
+    function retract(uint256 s, uint256 idSeed) external {
+        uint256 id = _maybeRecord(idSeed);
+        if (id == 0) return;
+        address sender = actors[s % ACTORS];
+        address patient = ghostPatient[id];
+        bool mayAct = consent.canActFor(patient, sender);
+        IRecordRegistry.RecordStatus before = ghostStatus[id];
+        vm.prank(sender);
+        try records.retractRecord(id) {
+            if (!mayAct) unauthorizedSuccesses++;
+            if (before != IRecordRegistry.RecordStatus.Active && before != IRecordRegistry.RecordStatus.Amended) {
+                illegalTransitions++;
+            }
+            ghostStatus[id] = IRecordRegistry.RecordStatus.Retracted;
+        } catch {}
+    }
+
+    function erase(uint256 s, uint256 idSeed) external {
+        uint256 id = _maybeRecord(idSeed);
+        if (id == 0) return;
+        address sender = actors[s % ACTORS];
+        address patient = ghostPatient[id];
+        bool mayAct = consent.canActFor(patient, sender);
+        vm.prank(sender);
+        try records.eraseRecord(id) {
+            if (!mayAct) unauthorizedSuccesses++;
+            if (ghostStatus[id] == IRecordRegistry.RecordStatus.Erased) illegalTransitions++;
+            ghostStatus[id] = IRecordRegistry.RecordStatus.Erased;
+        } catch {}
+    }
+
+    function shareKey(uint256 s, uint256 idSeed, uint256 g, uint8 purpose) external {
+        uint256 id = _maybeRecord(idSeed);
+        if (id == 0) return;
+        address sender = actors[s % ACTORS];
+        address grantee = actors[g % ACTORS];
+        purpose = purpose % 2;
+        IRecordRegistry.Record memory r = records.getRecord(id);
+        bool patientSide = consent.canActFor(r.patient, sender)
+            && consent.isPermitted(r.patient, grantee, r.category, purpose, 1);
+        bool authorSide = sender == r.author && (grantee == r.patient || grantee == r.author);
+        bool live = r.status == IRecordRegistry.RecordStatus.Active || r.status == IRecordRegistry.RecordStatus.Amended;
+        vm.prank(sender);
+        try records.shareKey(id, grantee, purpose, hex"01020304") {
+            if (!(patientSide || authorSide) || !live) unauthorizedSuccesses++;
+        } catch {}
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    function _created(uint256 id, address patient, uint256 supersedes) internal {
+        if (id != ghostRecordCount + 1) illegalTransitions++;
+        ghostRecordCount = id;
+        ghostPatient[id] = patient;
+        ghostStatus[id] = IRecordRegistry.RecordStatus.Active;
+        ghostCountOf[patient]++;
+        if (supersedes != 0) {
+            if (ghostStatus[supersedes] != IRecordRegistry.RecordStatus.Active) illegalTransitions++;
+            ghostStatus[supersedes] = IRecordRegistry.RecordStatus.Amended;
+        }
+    }
+
+    function _maybeRecord(uint256 seed) internal view returns (uint256) {
+        if (ghostRecordCount == 0 || seed % 3 == 0) return 0;
+        return 1 + seed % ghostRecordCount;
+    }
+
+    function _sign(uint256 key, bytes32 structHash) internal view returns (bytes memory) {
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", records.DOMAIN_SEPARATOR(), structHash));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _checkNonce(address patient) internal {
+        uint256 nonce = records.nonces(patient);
+        if (nonce < lastNonce[patient]) nonceDecreases++;
+        lastNonce[patient] = nonce;
+    }
+}
