@@ -99,7 +99,7 @@ clean: ## Remove build output (keeps the environment)
 # (foundry.toml: solc = .solcx/solc-v0.8.30, offline = true); forge-std comes from tools/forge.
 # Slither runs in its own virtualenv from requirements/slither.lock, over a forge build of
 # contracts/ (profile `slither`); its detector list, and the triaged findings with their
-# justification, are slither.config.json and slither.db.json (see docs/SECURITY.md).
+# justification (inline annotations in the contracts) are in slither.config.json and docs/SECURITY.md.
 FORGE_STAMP := tools/forge/node_modules/.installed
 SLITHER_VENV := $(CURDIR)/.venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
