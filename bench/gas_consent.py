@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from ape import accounts, chain, networks, project
+from ape.logging import logger
 from eth_account import Account
 
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -159,6 +160,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--network", default="ethereum:local:test", help="ape network choice")
     args = parser.parse_args()
+    logger.set_level("ERROR")  # keep the output to the table
     with networks.parse_network_choice(args.network):
         rows = measure()
     text, ok = table(rows)

@@ -69,6 +69,36 @@ def test_no_admin_functions(consent):
     }
 
 
+def test_events_index_patient_and_grantee(consent):
+    """Every event names its accounts in topics, so a patient's or grantee's history is a filter."""
+    indexed = {
+        abi.name: [arg.name for arg in abi.inputs if arg.indexed]
+        for abi in consent.contract_type.events
+    }
+    assert indexed == {
+        "ConsentGranted": ["patient", "grantee", "actor"],
+        "ConsentRevoked": ["patient", "grantee", "actor"],
+        "GuardianAppointed": ["patient", "guardian"],
+        "GuardianRemoved": ["patient", "guardian"],
+        "EncryptionKeySet": ["account"],
+        # ERC-5267's event, from OpenZeppelin's EIP712; never emitted (the domain is immutable).
+        "EIP712DomainChanged": [],
+    }
+
+
+def test_eip5267_domain_describes_the_signing_domain(consent, chain_id):
+    """Wallets and the SDK can read the domain instead of hard-coding it."""
+    fields, name, version, domain_chain_id, verifying_contract, salt, extensions = (
+        consent.eip712Domain()
+    )
+    assert fields == b"\x0f"  # name, version, chainId, verifyingContract
+    assert (name, version) == ("MedRecord ConsentRegistry", "1")
+    assert domain_chain_id == chain_id
+    assert verifying_contract == consent.address
+    assert salt == bytes(32)
+    assert extensions == []
+
+
 def test_typehashes_and_domain_match_eip712(consent, consent_signer):
     from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain
 

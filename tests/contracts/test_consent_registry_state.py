@@ -10,7 +10,9 @@ state is rebuilt from the contract's logs alone and compared with the model and 
 each property test with an example one), so the machine itself is known to see what it claims.
 
 The run is bounded for the normal suite (about 150 steps); set MEDRECORD_STATEFUL_EXAMPLES and
-MEDRECORD_STATEFUL_STEPS for a longer campaign.
+MEDRECORD_STATEFUL_STEPS for a longer campaign. A failure is shrunk to a short story, which can take
+Hypothesis' five-minute shrink budget at this speed; MEDRECORD_STATEFUL_SHRINK=0 reports the first
+failing run instead (quick triage, mutation runs).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any, ClassVar
 import ape
 import pytest
 from ape.types import LogFilter
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -41,23 +44,39 @@ EMPTY = (0, 0, 0, 0)
 # chain mines an empty block one second before it, so one second is not enough room there.
 TX_GAP = 2
 
-# Small universes, so grants overlap, queries hit and boundaries are met often; the top bits
-# (category 63, purpose 31), empty masks and unknown action bits are in too, less often.
-categories_st = st.sampled_from([1, 2, 3, 5, 7, 1 << 63 | 1, 0])
-purposes_st = st.sampled_from([1, 2, 3, 1 << 31, 0])
-actions_st = st.sampled_from([1, 1, 2, 3, 3, 0, 4, 5])
+# Small universes, so pairs recur, grants overlap, queries hit and boundaries are met often.
+PATIENTS = st.integers(0, 1)  # the first two actors act as patients
+OTHERS = st.integers(0, 2)  # a grantee: one of the three other actors
+CALLERS = st.sampled_from(["patient", "guardian", "stranger"])  # who calls grantFor/revokeFor
+GUARDIANS = st.integers(0, 4)  # another actor, or (refused) the patient or the zero address
+# A valid grant, then at most one fault injected into it, so refusals are frequent but most
+# grants go through and build state. The top bits (category 63, purpose 31) are in.
+# Expiry is relative to the transaction's timestamp (None: no expiry); clock moves are of the
+# same size, so expiries are crossed, and met exactly.
+FAULTS = (
+    "grantee-self",
+    "grantee-zero",
+    "no-categories",
+    "no-purposes",
+    "no-actions",
+    "unknown-action",
+    "expiry-now",
+    "expiry-past",
+)
+GRANT = st.tuples(
+    st.sampled_from([1, 2, 3, 5, 7, 1 << 63 | 1]),
+    st.sampled_from([1, 2, 3, 1 << 31 | 1]),
+    st.sampled_from([1, 2, 3]),
+    st.sampled_from([10, 1, 2, 3, 4, 6, None]),
+    st.sampled_from([None] * 10 + list(FAULTS)),
+)
 category_st = st.sampled_from([0, 1, 2, 63, 64])
 purpose_st = st.sampled_from([0, 1, 31, 32])
 action_st = st.sampled_from([1, 2, 3, 0, 4])
-# Expiry relative to the transaction's timestamp: the past and present are refused; None is
-# "no expiry". Clock moves are of the same size, so expiries are crossed, and met exactly.
-expiry_st = st.sampled_from([-1, 0, 1, 2, 3, 4, 6, 10, None])
 clock_st = st.sampled_from([2, 3, 4, 9])
-PATIENTS = st.integers(0, 2)  # actors who act as patients
-ACTORS = st.integers(0, 3)  # every actor: callers, guardians
-GRANTEES = st.integers(0, 4)  # every actor and the zero address
-# Deadline relative to the transaction's timestamp: -1 is past, 0 is the last valid second.
-deadline_st = st.sampled_from([-1, 0, 5])
+# Deadline relative to the transaction's timestamp: 0 is the last valid second, -1 is past.
+# (Hypothesis favours the first entries of a list: the common case goes first.)
+deadline_st = st.sampled_from([5, 5, 5, 0, -1])
 key_st = st.sampled_from([bytes(32), b"\x01" * 32, b"\xee" * 32])
 
 
@@ -241,13 +260,34 @@ class ConsentMachine(RuleBasedStateMachine):
         assert receipt.events == [getattr(self.registry, name)(*values)]
         self.changes += 1
 
-    def _pair(self, patient: int, grantee: int) -> tuple[Any, str]:
-        account, grantee_address = self.actors[patient], self.grantees[grantee]
-        self.last_pair = (str(account.address), grantee_address)
-        return account, grantee_address
+    def _pair(self, patient: int, other: int) -> tuple[Any, str]:
+        account = self.actors[patient]
+        grantee = [a for a in self.addresses if a != account.address][other]
+        self.last_pair = (str(account.address), grantee)
+        return account, grantee
 
-    def _expiry(self, offset: int | None) -> int:
-        return NO_EXPIRY if offset is None else self.tx_time + offset
+    def _grant_args(self, patient: int, other: int, grant: tuple) -> tuple[Any, tuple]:
+        """(patient account, (grantee, categories, purposes, actions, expiry)), faults applied."""
+        account, grantee = self._pair(patient, other)
+        categories, purposes, actions, offset, fault = grant
+        expiry = NO_EXPIRY if offset is None else self.tx_time + offset
+        if fault == "grantee-self":
+            grantee = str(account.address)
+        elif fault == "grantee-zero":
+            grantee = ZERO
+        elif fault == "no-categories":
+            categories = 0
+        elif fault == "no-purposes":
+            purposes = 0
+        elif fault == "no-actions":
+            actions = 0
+        elif fault == "unknown-action":
+            actions |= 4
+        elif fault == "expiry-now":
+            expiry = self.tx_time
+        elif fault == "expiry-past":
+            expiry = self.tx_time - 1
+        return account, (grantee, categories, purposes, actions, expiry)
 
     def _submit(self, signed: Signed) -> None:
         """Relays a signed grant or revoke; the model decides what must happen."""
@@ -265,79 +305,92 @@ class ConsentMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ consents
 
-    @rule(
-        patient=PATIENTS,
-        grantee=GRANTEES,
-        categories=categories_st,
-        purposes=purposes_st,
-        actions=actions_st,
-        expiry=expiry_st,
-    )
-    def grant(self, patient, grantee, categories, purposes, actions, expiry):
-        account, grantee = self._pair(patient, grantee)
-        args = (grantee, categories, purposes, actions, self._expiry(expiry))
+    @initialize(grants=st.lists(st.tuples(PATIENTS, OTHERS, GRANT), min_size=1, max_size=3))
+    def some_grants(self, grants):
+        """Starts every example with a few grants, so later steps meet pairs with history."""
+        for patient, grantee, grant in grants:
+            self.grant(patient, grantee, grant)
+
+    @rule(patient=PATIENTS, grantee=OTHERS, grant=GRANT)
+    def grant(self, patient, grantee, grant):
+        account, args = self._grant_args(patient, grantee, grant)
         me = str(account.address)
         self._send("grant", args, account, self.model.grant(me, *args, me, self.tx_time))
 
-    @rule(
-        caller=ACTORS,
-        patient=PATIENTS,
-        grantee=GRANTEES,
-        categories=categories_st,
-        purposes=purposes_st,
-        actions=actions_st,
-        expiry=expiry_st,
-    )
-    def grant_for(self, caller, patient, grantee, categories, purposes, actions, expiry):
+    def _caller(self, account: Any, kind: str) -> Any:
+        """The patient, one of its guardians (if it has any), or the relayer (never a guardian)."""
+        if kind == "patient":
+            return account
+        guardians = sorted(g for p, g in self.model.guardians if p == account.address)
+        if kind == "guardian" and guardians:
+            return self.actors[self.addresses.index(guardians[0])]
+        return self.env.relayer
+
+    @rule(caller=CALLERS, patient=PATIENTS, grantee=OTHERS, grant=GRANT)
+    def grant_for(self, caller, patient, grantee, grant):
         """By the patient, a guardian, or someone who is neither (refused)."""
-        account, grantee = self._pair(patient, grantee)
-        args = (str(account.address), grantee, categories, purposes, actions, self._expiry(expiry))
-        caller = self.actors[caller]
+        account, args = self._grant_args(patient, grantee, grant)
+        args = (str(account.address), *args)
+        caller = self._caller(account, caller)
         outcome = self.model.grant_for(str(caller.address), *args, self.tx_time)
         self._send("grantFor", args, caller, outcome)
 
     @rule(
         patient=PATIENTS,
-        grantee=GRANTEES,
-        categories=categories_st,
-        purposes=purposes_st,
-        actions=actions_st,
-        expiry=expiry_st,
+        grantee=OTHERS,
+        grant=GRANT,
         deadline=deadline_st,
         nonce_shift=st.sampled_from([0, 0, 0, 1]),
     )
-    def grant_by_sig(
-        self, patient, grantee, categories, purposes, actions, expiry, deadline, nonce_shift
-    ):
+    def grant_by_sig(self, patient, grantee, grant, deadline, nonce_shift):
         """A patient's signed grant, relayed; sometimes signed over a nonce not yet reached."""
-        account, grantee = self._pair(patient, grantee)
+        account, (grantee, *fields) = self._grant_args(patient, grantee, grant)
         nonce = self.model.consent(str(account.address), grantee)[4] + nonce_shift
-        fields = (categories, purposes, actions, self._expiry(expiry), self.tx_time + deadline)
+        fields = (*fields, self.tx_time + deadline)
         signature = self.env.signer.grant(self.registry, account, grantee, *fields, nonce=nonce)
         signed = Signed("grant", (str(account.address), grantee, *fields), nonce, signature)
         self.signed.append(signed)
         self._submit(signed)
 
-    @rule(patient=PATIENTS, grantee=GRANTEES)
+    @rule(patient=PATIENTS, grantee=OTHERS)
     def revoke(self, patient, grantee):
         account, grantee = self._pair(patient, grantee)
         outcome = self.model.revoke(str(account.address), grantee, str(account.address))
         self._send("revoke", (grantee,), account, outcome)
 
-    @rule(caller=ACTORS, patient=PATIENTS, grantee=GRANTEES)
+    @rule(caller=CALLERS, patient=PATIENTS, grantee=OTHERS)
     def revoke_for(self, caller, patient, grantee):
         account, grantee = self._pair(patient, grantee)
-        caller = self.actors[caller]
+        caller = self._caller(account, caller)
         outcome = self.model.revoke_for(str(caller.address), str(account.address), grantee)
         self._send("revokeFor", (str(account.address), grantee), caller, outcome)
 
-    @rule(patient=PATIENTS, grantee=GRANTEES, deadline=deadline_st)
+    @rule(patient=PATIENTS, grantee=OTHERS, deadline=deadline_st)
     def revoke_by_sig(self, patient, grantee, deadline):
         account, grantee = self._pair(patient, grantee)
         nonce = self.model.consent(str(account.address), grantee)[4]
         deadline = self.tx_time + deadline
         signature = self.env.signer.revoke(self.registry, account, grantee, deadline, nonce=nonce)
         signed = Signed("revoke", (str(account.address), grantee, deadline), nonce, signature)
+        self.signed.append(signed)
+        self._submit(signed)
+
+    @precondition(lambda self: self.model.nonces)
+    @rule(pick=st.integers(0, 2**16), grant=GRANT, revoke=st.booleans())
+    def sign_for_pair_with_history(self, pick, grant, revoke):
+        """A fresh signature for a pair that has changed before: its nonce is not zero."""
+        patient, grantee = sorted(self.model.nonces)[pick % len(self.model.nonces)]
+        account = self.actors[self.addresses.index(patient)]
+        nonce, deadline = self.model.nonces[(patient, grantee)], self.tx_time + 5
+        if revoke:
+            signature = self.env.signer.revoke(self.registry, account, grantee, deadline)
+            signed = Signed("revoke", (patient, grantee, deadline), nonce, signature)
+        else:
+            other = [a for a in self.addresses if a != patient].index(grantee)
+            _, (_, *fields) = self._grant_args(self.addresses.index(patient), other, grant)
+            fields = (*fields, deadline)
+            signature = self.env.signer.grant(self.registry, account, grantee, *fields)
+            signed = Signed("grant", (patient, grantee, *fields), nonce, signature)
         self.signed.append(signed)
         self._submit(signed)
 
@@ -349,20 +402,25 @@ class ConsentMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ guardians and keys
 
-    @rule(patient=PATIENTS, guardian=GRANTEES)
+    def _guardian(self, patient: int, guardian: int) -> tuple[Any, str]:
+        account = self.actors[patient]
+        others = [a for a in self.addresses if a != account.address]
+        return account, [*others, str(account.address), ZERO][guardian]
+
+    @rule(patient=PATIENTS, guardian=GUARDIANS)
     def appoint_guardian(self, patient, guardian):
-        account, guardian = self.actors[patient], self.grantees[guardian]
+        account, guardian = self._guardian(patient, guardian)
         outcome = self.model.appoint(str(account.address), guardian)
         self.appointed.add((str(account.address), guardian))
         self._send("appointGuardian", (guardian,), account, outcome)
 
-    @rule(patient=PATIENTS, guardian=GRANTEES)
+    @rule(patient=PATIENTS, guardian=GUARDIANS)
     def remove_guardian(self, patient, guardian):
-        account, guardian = self.actors[patient], self.grantees[guardian]
+        account, guardian = self._guardian(patient, guardian)
         outcome = self.model.remove(str(account.address), guardian)
         self._send("removeGuardian", (guardian,), account, outcome)
 
-    @rule(account=ACTORS, key=key_st)
+    @rule(account=st.integers(0, 3), key=key_st)
     def set_encryption_key(self, account, key):
         account = self.actors[account]
         outcome = self.model.set_key(str(account.address), key)
@@ -385,15 +443,17 @@ class ConsentMachine(RuleBasedStateMachine):
             self._ask(patient, grantee, _lowest_bit(consent[0]), _lowest_bit(consent[1]), 1)
 
     @rule(
-        patient=PATIENTS,
-        grantee=GRANTEES,
+        pick=st.integers(0, 2**16),
         category=category_st,
         purpose=purpose_st,
         action=action_st,
     )
-    def ask(self, patient, grantee, category, purpose, action):
-        account, grantee = self.actors[patient], self.grantees[grantee]
-        self._ask(str(account.address), grantee, category, purpose, action)
+    def ask(self, pick, category, purpose, action):
+        """Asks about a pair with rights stored if there is one (else any pair)."""
+        granted = sorted(pair for pair, consent in self.model.consents.items() if consent[2])
+        pairs = granted or [(p, g) for p in self.addresses[:2] for g in self.grantees]
+        patient, grantee = pairs[pick % len(pairs)]
+        self._ask(patient, grantee, category, purpose, action)
 
     def _ask(self, patient, grantee, category, purpose, action) -> None:
         # Views run on the latest block; after a refused transaction that is not always the
@@ -405,18 +465,20 @@ class ConsentMachine(RuleBasedStateMachine):
     @invariant()
     def pair_matches_model(self):
         """The pair the last step touched (else the next in turn): stored state and access."""
+        self.checked += 1
         if self.last_pair is None:
-            pairs = [(p, g) for p in self.addresses[:3] for g in self.grantees]
+            pairs = [(p, g) for p in self.addresses[:2] for g in self.grantees]
             self.last_pair = pairs[self.checked % len(pairs)]
-            self.checked += 1
         patient, grantee = self.last_pair
         self.last_pair = None
         expected = self.model.consent(patient, grantee)
         consent = self.registry.consentOf(patient, grantee)
         stored = (consent.categories, consent.purposes, consent.actions, consent.expiry)
         assert (*stored, consent.nonce) == expected
-        # Ask about the lowest granted category and purpose, so the answer is often yes.
-        self._ask(patient, grantee, _lowest_bit(expected[0]), _lowest_bit(expected[1]), 1)
+        # Ask about the lowest granted category and purpose, so the answer is often yes, and
+        # each action in turn (READ, WRITE, both), so a partial action grant is told apart.
+        action = self.checked % 3 + 1
+        self._ask(patient, grantee, _lowest_bit(expected[0]), _lowest_bit(expected[1]), action)
 
     # ------------------------------------------------------------------ the end
 
@@ -490,6 +552,8 @@ SETTINGS = settings(
     stateful_step_count=int(os.environ.get("MEDRECORD_STATEFUL_STEPS", "15")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    + ([Phase.shrink] if os.environ.get("MEDRECORD_STATEFUL_SHRINK", "1") != "0" else []),
 )
 
 
@@ -509,72 +573,47 @@ def test_concrete_story(machine):
     m = machine()
     patient, provider, researcher, guardian = m.addresses
     m.pair_matches_model()
-    # A patient grants, the provider may read until the second before expiry.
-    m.grant(patient=0, grantee=1, categories=3, purposes=1, actions=1, expiry=4)
+    # A patient grants; the provider may read until the expiry second, not at it.
+    m.grant(patient=0, grantee=0, grant=(3, 1, 1, 4, None))
     m.pair_matches_model()
-    m.ask(patient=0, grantee=1, category=1, purpose=0, action=1)
+    m.ask(pick=0, category=1, purpose=0, action=1)
     m.move_clock(seconds=2)  # two seconds before expiry: still permitted
     assert m.registry.isPermitted(patient, provider, 0, 0, 1)
     m.move_clock(seconds=2)  # the expiry second itself: no longer
     assert ape.chain.blocks.head.timestamp == m.model.consents[(patient, provider)][3]
     assert not m.registry.isPermitted(patient, provider, 0, 0, 1)
     # A signed grant to the researcher, relayed; replaying it is refused.
-    m.grant_by_sig(
-        patient=0,
-        grantee=2,
-        categories=7,
-        purposes=3,
-        actions=3,
-        expiry=None,
-        deadline=5,
-        nonce_shift=0,
-    )
+    m.grant_by_sig(patient=0, grantee=1, grant=(7, 3, 3, None, None), deadline=5, nonce_shift=0)
     assert m.registry.isPermitted(patient, researcher, 2, 1, 3)
     m.replay_signature(index=0)  # refused: the nonce moved on
     # A revoke by signature, then the original grant signature replayed again: still refused.
-    m.revoke_by_sig(patient=0, grantee=2, deadline=0)
+    m.revoke_by_sig(patient=0, grantee=1, deadline=0)
     m.replay_signature(index=0)
     assert m.model.nonces[(patient, researcher)] == 2
     assert not m.registry.isPermitted(patient, researcher, 2, 1, 1)
     # A stranger cannot act; once appointed, the same account can, and loses it when removed.
-    m.revoke_for(caller=3, patient=0, grantee=1)  # refused: not a guardian
-    m.appoint_guardian(patient=0, guardian=3)
-    m.grant_for(caller=3, patient=0, grantee=1, categories=1, purposes=1, actions=2, expiry=10)
+    m.revoke_for(caller="guardian", patient=0, grantee=0)  # no guardian yet: the relayer, refused
+    m.appoint_guardian(patient=0, guardian=2)
+    m.grant_for(caller="guardian", patient=0, grantee=0, grant=(1, 1, 2, 10, None))
     assert m.registry.isPermitted(patient, provider, 0, 0, 2)
-    m.remove_guardian(patient=0, guardian=3)
-    m.revoke_for(caller=3, patient=0, grantee=1)  # refused again
-    # Refused inputs: self grant, empty mask, unknown action, past expiry, zero key, zero guardian.
-    m.grant(patient=0, grantee=0, categories=1, purposes=1, actions=1, expiry=1)
-    m.grant(patient=1, grantee=0, categories=0, purposes=1, actions=1, expiry=1)
-    m.grant(patient=1, grantee=0, categories=1, purposes=1, actions=4, expiry=1)
-    m.grant(patient=1, grantee=0, categories=1, purposes=1, actions=1, expiry=0)
-    m.grant_by_sig(
-        patient=1,
-        grantee=0,
-        categories=1,
-        purposes=1,
-        actions=1,
-        expiry=1,
-        deadline=-1,
-        nonce_shift=0,
-    )
-    m.grant_by_sig(
-        patient=1,
-        grantee=0,
-        categories=1,
-        purposes=1,
-        actions=1,
-        expiry=1,
-        deadline=0,
-        nonce_shift=1,
-    )
+    m.sign_for_pair_with_history(pick=0, grant=(1, 1, 1, 10, None), revoke=True)
+    assert m.model.consents[(patient, provider)] == EMPTY
+    m.remove_guardian(patient=0, guardian=2)
+    m.revoke_for(caller="stranger", patient=0, grantee=0)  # refused
+    # Every injected fault is refused with its own error.
+    for fault in FAULTS:
+        m.grant(patient=1, grantee=1, grant=(1, 1, 1, 1, fault))
+    m.grant_by_sig(patient=1, grantee=1, grant=(1, 1, 1, 1, None), deadline=-1, nonce_shift=0)
+    m.grant_by_sig(patient=1, grantee=1, grant=(1, 1, 1, 1, None), deadline=0, nonce_shift=1)
     m.set_encryption_key(account=1, key=bytes(32))
     m.set_encryption_key(account=1, key=b"\x01" * 32)
-    m.appoint_guardian(patient=1, guardian=4)
-    m.revoke(patient=1, grantee=0)  # nothing to revoke
+    m.appoint_guardian(patient=1, guardian=4)  # the zero address
+    m.appoint_guardian(patient=1, guardian=3)  # the patient
+    m.revoke(patient=1, grantee=1)  # nothing to revoke
     m.pair_matches_model()
-    assert m.changes == 7
+    assert m.changes == 8
     assert m.model.guardians == set()
     assert m.model.keys == {provider: b"\x01" * 32}
+    assert (provider, researcher) not in m.model.consents
     assert guardian not in {p for p, _ in m.model.consents}
     m.teardown()
