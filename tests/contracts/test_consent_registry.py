@@ -6,6 +6,7 @@ and its arguments). Runs unchanged on the embedded chain and on Anvil.
 
 import ape
 import pytest
+from eth_abi import encode
 from eth_keys import keys as eth_keys
 from eth_utils import keccak
 
@@ -99,9 +100,7 @@ def test_eip5267_domain_describes_the_signing_domain(consent, chain_id):
     assert extensions == []
 
 
-def test_typehashes_and_domain_match_eip712(consent, consent_signer):
-    from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain
-
+def test_typehashes_and_domain_match_eip712(consent, chain_id):
     assert consent.GRANT_TYPEHASH() == keccak(
         text="Grant(address patient,address grantee,uint64 categories,uint32 purposes,"
         "uint8 actions,uint40 expiry,uint64 nonce,uint256 deadline)"
@@ -109,7 +108,21 @@ def test_typehashes_and_domain_match_eip712(consent, consent_signer):
     assert consent.REVOKE_TYPEHASH() == keccak(
         text="Revoke(address patient,address grantee,uint64 nonce,uint256 deadline)"
     )
-    assert consent.DOMAIN_SEPARATOR() == hash_domain(consent_signer.domain(consent))
+    domain_typehash = keccak(
+        text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    assert consent.DOMAIN_SEPARATOR() == keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                domain_typehash,
+                keccak(text="MedRecord ConsentRegistry"),
+                keccak(text="1"),
+                chain_id,
+                consent.address,
+            ],
+        )
+    )
 
 
 def test_consent_is_one_packed_slot(consent, patient, provider, granted, chain):

@@ -318,10 +318,11 @@ class ConsentMachine(RuleBasedStateMachine):
         self._send("grant", args, account, self.model.grant(me, *args, me, self.tx_time))
 
     def _caller(self, account: Any, kind: str) -> Any:
-        """The patient, one of its guardians (if it has any), or the relayer (never a guardian)."""
+        """The patient, an account it ever appointed (a guardian, or a removed one: refused), or
+        the relayer (never a guardian)."""
         if kind == "patient":
             return account
-        guardians = sorted(g for p, g in self.model.guardians if p == account.address)
+        guardians = sorted(g for p, g in self.appointed if p == account.address)
         if kind == "guardian" and guardians:
             return self.actors[self.addresses.index(guardians[0])]
         return self.env.relayer
@@ -411,14 +412,33 @@ class ConsentMachine(RuleBasedStateMachine):
     def appoint_guardian(self, patient, guardian):
         account, guardian = self._guardian(patient, guardian)
         outcome = self.model.appoint(str(account.address), guardian)
-        self.appointed.add((str(account.address), guardian))
+        if outcome.error is None:
+            self.appointed.add((str(account.address), guardian))
         self._send("appointGuardian", (guardian,), account, outcome)
 
     @rule(patient=PATIENTS, guardian=GUARDIANS)
     def remove_guardian(self, patient, guardian):
-        account, guardian = self._guardian(patient, guardian)
+        """Mostly removes a current guardian, when there is one; else anyone (refused)."""
+        account = self.actors[patient]
+        current = sorted(g for p, g in self.model.guardians if p == account.address)
+        if current and guardian < 3:
+            guardian = current[guardian % len(current)]
+        else:
+            _, guardian = self._guardian(patient, guardian)
         outcome = self.model.remove(str(account.address), guardian)
         self._send("removeGuardian", (guardian,), account, outcome)
+
+    @rule(patient=PATIENTS, guardian=st.integers(0, 2))
+    def toggle_guardian(self, patient, guardian):
+        """Appoints another actor, or removes it if it is a guardian already: always a change."""
+        account, guardian = self._guardian(patient, guardian)
+        if (str(account.address), guardian) in self.model.guardians:
+            outcome = self.model.remove(str(account.address), guardian)
+            self._send("removeGuardian", (guardian,), account, outcome)
+        else:
+            self.appointed.add((str(account.address), guardian))
+            outcome = self.model.appoint(str(account.address), guardian)
+            self._send("appointGuardian", (guardian,), account, outcome)
 
     @rule(account=st.integers(0, 3), key=key_st)
     def set_encryption_key(self, account, key):
