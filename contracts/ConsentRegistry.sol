@@ -12,7 +12,14 @@ import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
  * @dev Threat model: nobody but the patient, a guardian the patient appointed, or a signature of
  * the patient over the pair's current nonce can change a patient's consents. There is no owner,
  * no pause and no upgrade path. Signatures go through OpenZeppelin's SignatureChecker: ECDSA
- * rejects high-s and zero-address recoveries; contract patients are asked through ERC-1271.
+ * rejects high-s, malformed lengths and zero-address recoveries (so `patient == address(0)` can
+ * never be "signed for"); contract patients are asked through ERC-1271, and a wallet that
+ * reverts, says no or answers malformed data is a refusal. The signed message carries the
+ * patient, every consent field, the pair's nonce and a deadline; the domain carries the chain
+ * id and this address, so a signature is good for one change, on one deployment, on one chain.
+ *
+ * Limitation: an EOA patient that delegated its code (EIP-7702) is asked through ERC-1271 like
+ * any contract, so its plain ECDSA signature is accepted only if its delegate answers ERC-1271.
  */
 contract ConsentRegistry is IConsentRegistry, EIP712 {
     uint8 private constant _READ = 1;
@@ -181,6 +188,11 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
 
     // ------------------------------------------------------------------ internals
 
+    /**
+     * @dev Every grant path ends here, after its caller was authorised. `actor` is who made the
+     * change (the patient, a guardian, or the patient again for a signature) and goes into the
+     * event only: the audit trail says who acted, the state does not need to.
+     */
     function _grant(
         address patient,
         address grantee,
@@ -195,27 +207,40 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         if (actions & ~_ALL_ACTIONS != 0) revert ConsentRegistryInvalidActions(actions);
         if (expiry <= block.timestamp) revert ConsentRegistryInvalidExpiry(expiry, block.timestamp);
 
-        Consent storage slot = _consents[patient][grantee];
-        uint64 nonce;
-        // A uint64 nonce bumped once per transaction cannot reach 2**64.
-        unchecked {
-            nonce = slot.nonce + 1;
-        }
-        _consents[patient][grantee] = Consent(categories, purposes, actions, expiry, nonce);
+        Consent storage consent = _consents[patient][grantee];
+        uint64 nonce = _nextNonce(consent.nonce);
+        // Every field is written, so the compiler packs this into a single SSTORE of the slot.
+        consent.categories = categories;
+        consent.purposes = purposes;
+        consent.actions = actions;
+        consent.expiry = expiry;
+        consent.nonce = nonce;
         emit ConsentGranted(patient, grantee, actor, categories, purposes, actions, expiry, nonce);
     }
 
+    /**
+     * @dev Clears the rights but moves the nonce on: resetting the slot to zero would be cheaper
+     * (a refund) but would let every signature made for this pair replay. An expired consent still
+     * has rights stored and can be revoked, which tidies it and voids its pending signatures.
+     */
     function _revoke(address patient, address grantee, address actor) private {
-        Consent storage slot = _consents[patient][grantee];
-        if (slot.actions == 0) revert ConsentRegistryNoConsent(patient, grantee);
-        uint64 nonce;
-        // See _grant: the nonce cannot overflow.
-        unchecked {
-            nonce = slot.nonce + 1;
-        }
-        // Clear the rights but keep the nonce: resetting it would let old signatures replay.
-        _consents[patient][grantee] = Consent(0, 0, 0, 0, nonce);
+        Consent storage consent = _consents[patient][grantee];
+        if (consent.actions == 0) revert ConsentRegistryNoConsent(patient, grantee);
+        uint64 nonce = _nextNonce(consent.nonce);
+        consent.categories = 0;
+        consent.purposes = 0;
+        consent.actions = 0;
+        consent.expiry = 0;
+        consent.nonce = nonce;
         emit ConsentRevoked(patient, grantee, actor, nonce);
+    }
+
+    function _nextNonce(uint64 nonce) private pure returns (uint64) {
+        // Each increment is paid with at least one storage write (2,900 gas or more), so 2**64
+        // of them would cost about 5e22 gas: the nonce cannot wrap round to an old value.
+        unchecked {
+            return nonce + 1;
+        }
     }
 
     function _covers(address patient, address grantee, uint64 categories, uint32 purposes, uint8 actions)

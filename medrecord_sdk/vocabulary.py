@@ -1,7 +1,7 @@
 """The shared vocabulary of categories, purposes and actions.
 
 The numbers are part of the on-chain format: the same bits are used by the contracts
-(``contracts/libraries/Vocabulary.sol``) and must never be renumbered.
+(``ConsentRegistry`` documents them in its interface NatSpec) and must never be renumbered.
 """
 
 from __future__ import annotations

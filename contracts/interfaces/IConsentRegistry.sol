@@ -74,7 +74,10 @@ interface IConsentRegistry {
     /// @notice The expiry is not in the future.
     error ConsentRegistryInvalidExpiry(uint40 expiry, uint256 timestamp);
 
-    /// @notice There is nothing to revoke for this pair.
+    /**
+     * @notice There is nothing to revoke for this pair. An expired consent is still something:
+     * revoking it clears it and moves the nonce on, voiding signatures made for the pair.
+     */
     error ConsentRegistryNoConsent(address patient, address grantee);
 
     /// @notice `caller` is neither `patient` nor one of the patient's guardians.
@@ -106,7 +109,12 @@ interface IConsentRegistry {
      */
     function grant(address grantee, uint64 categories, uint32 purposes, uint8 actions, uint40 expiry) external;
 
-    /// @notice Like {grant}, for `patient` by the patient or one of the patient's guardians.
+    /**
+     * @notice Like {grant}, for `patient` by the patient or one of the patient's guardians.
+     * @dev A guardian holds all of the patient's consent powers, including granting itself;
+     * removing a guardian does not undo what it granted (revoke that separately). The event's
+     * `actor` records who acted.
+     */
     function grantFor(
         address patient,
         address grantee,
@@ -143,8 +151,10 @@ interface IConsentRegistry {
 
     /**
      * @notice Whether `grantee` may perform `action` on `patient`'s data of `category` for `purpose`.
-     * @dev True for the patient on their own data. `category` and `purpose` are bit indexes,
-     * `action` is READ (1) or WRITE (2) (a combined mask requires all its bits). Never reverts.
+     * @dev True for the patient on their own data (any category and purpose in range, any
+     * non-zero action). `category` and `purpose` are bit indexes, `action` is READ (1) or
+     * WRITE (2) (a combined mask requires all its bits). Out-of-range input answers false; never
+     * reverts, so callers can use it in `if` without a try.
      */
     function isPermitted(address patient, address grantee, uint8 category, uint8 purpose, uint8 action)
         external

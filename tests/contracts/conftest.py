@@ -12,7 +12,9 @@ from typing import Any
 import ape
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 
 # The well-known public devnet mnemonic (Anvil, Hardhat and ape's test accounts all derive from it).
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
@@ -174,3 +176,131 @@ def constructor_reverts(deployer):
         assert info.value.data == "0x" + expected.hex()
 
     return check
+
+
+# ConsentRegistry
+
+CONSENT_DOMAIN_NAME = "MedRecord ConsentRegistry"
+CONSENT_DOMAIN_VERSION = "1"
+GRANT_TYPES = {
+    "Grant": [
+        {"name": "patient", "type": "address"},
+        {"name": "grantee", "type": "address"},
+        {"name": "categories", "type": "uint64"},
+        {"name": "purposes", "type": "uint32"},
+        {"name": "actions", "type": "uint8"},
+        {"name": "expiry", "type": "uint40"},
+        {"name": "nonce", "type": "uint64"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+REVOKE_TYPES = {
+    "Revoke": [
+        {"name": "patient", "type": "address"},
+        {"name": "grantee", "type": "address"},
+        {"name": "nonce", "type": "uint64"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+
+
+def _address(value: Any) -> str:
+    return str(value.address if hasattr(value, "address") else value)
+
+
+class ConsentSigner:
+    """EIP-712 `Grant` / `Revoke` signatures for a ConsentRegistry, made with eth-account.
+
+    Every domain field can be overridden, so tests can sign for another chain, another
+    deployment, or another name/version and check that the registry refuses it.
+    """
+
+    def __init__(self, keys: Callable[[Any], LocalAccount], chain_id: int) -> None:
+        self._keys = keys
+        self.chain_id = chain_id
+
+    def domain(self, registry: Any, **override: Any) -> dict[str, Any]:
+        domain = {
+            "name": CONSENT_DOMAIN_NAME,
+            "version": CONSENT_DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": _address(registry),
+        }
+        domain.update(override)
+        return domain
+
+    def grant_digest(self, registry: Any, message: dict[str, Any], **domain: Any) -> bytes:
+        """The EIP-712 digest of a `Grant` message, as the registry hashes it."""
+        signable = encode_typed_data(self.domain(registry, **domain), GRANT_TYPES, message)
+        return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
+
+    def _sign(self, signer: Any, domain: dict[str, Any], types: Any, message: Any) -> bytes:
+        key = signer if isinstance(signer, LocalAccount) else self._keys(signer)
+        return bytes(key.sign_typed_data(domain, types, message).signature)
+
+    def grant(
+        self,
+        registry: Any,
+        patient: Any,
+        grantee: Any,
+        categories: int,
+        purposes: int,
+        actions: int,
+        expiry: int,
+        deadline: int,
+        *,
+        signer: Any = None,
+        nonce: int | None = None,
+        **domain: Any,
+    ) -> bytes:
+        """Signs a grant; `signer` defaults to `patient`, `nonce` to the pair's current one."""
+        message = {
+            "patient": _address(patient),
+            "grantee": _address(grantee),
+            "categories": categories,
+            "purposes": purposes,
+            "actions": actions,
+            "expiry": expiry,
+            "nonce": registry.nonceOf(patient, grantee) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(signer or patient, self.domain(registry, **domain), GRANT_TYPES, message)
+
+    def revoke(
+        self,
+        registry: Any,
+        patient: Any,
+        grantee: Any,
+        deadline: int,
+        *,
+        signer: Any = None,
+        nonce: int | None = None,
+        **domain: Any,
+    ) -> bytes:
+        """Signs a revoke; `signer` defaults to `patient`, `nonce` to the pair's current one."""
+        message = {
+            "patient": _address(patient),
+            "grantee": _address(grantee),
+            "nonce": registry.nonceOf(patient, grantee) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(signer or patient, self.domain(registry, **domain), REVOKE_TYPES, message)
+
+
+@pytest.fixture(scope="session")
+def consent_signer(keys, chain_id) -> ConsentSigner:
+    """Signs ConsentRegistry grants and revokes with eth-account's typed-data signing."""
+    return ConsentSigner(keys, chain_id)
+
+
+@pytest.fixture(autouse=True)
+def quiet_revert_traces(monkeypatch):
+    """Skips the call-trace printout ape-foundry makes for every failed transaction.
+
+    On Anvil, ape-foundry fetches, enriches and prints the trace of each revert (about half a
+    second each, most of a revert-heavy module's run time there). Tests that assert the decoded
+    custom error and its arguments gain nothing from the printout. Applies to every contract test.
+    """
+    from ape_ethereum.trace import Trace
+
+    monkeypatch.setattr(Trace, "show", lambda self, *args, **kwargs: None)
