@@ -124,9 +124,9 @@ fuzz: $(SETUP_STAMPS) $(FORGE_STAMP) ## Long forge campaign (FOUNDRY_PROFILE=lon
 # A clean build whenever a contract changes: incremental builds leave stale build-info files
 # that Slither would read as well.
 SLITHER_BUILD := .forge/slither/.built
-$(SLITHER_BUILD): $(shell find contracts -name '*.sol') foundry.toml $(SETUP_STAMPS)
+$(SLITHER_BUILD): $(shell find contracts -name '*.sol' -not -path '*/.cache/*') foundry.toml $(SETUP_STAMPS)
 	rm -rf .forge/slither
-	FOUNDRY_PROFILE=slither forge build --skip './test/**'
+	FOUNDRY_PROFILE=slither forge build --skip './test/**' --skip './contracts/.cache/**'
 	@touch $@
 
 slither: $(SLITHER_STAMP) $(SLITHER_BUILD) ## Slither, curated detectors; fails on any untriaged finding
