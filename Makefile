@@ -42,14 +42,20 @@ $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): tools/solc-shim.js node_modules/.ins
 	@chmod +x $@
 	@$@ --version | grep -q 'Version: $(SOLC_VERSION)' || { echo "solc shim reports the wrong version" >&2; exit 1; }
 
+# ape copies its npm dependencies (OpenZeppelin, Solady: about 530 files) into contracts/.cache to
+# compile, and may leave them there; but it lists at most 500 files of contracts/ when it loads
+# the project, so with the copies present mocks and interfaces silently drop out of `project`.
+# They are needed only while compiling: remove them after each compile.
+APE_COMPILE = $(BIN)/ape compile --force && rm -rf contracts/.cache
+
 compile: setup ## Compile the contracts (solc-js through the shim, no download)
-	$(BIN)/ape compile --force
+	$(APE_COMPILE)
 
 # The build output, rebuilt only when a source or the compiler settings change. Always a full
 # compile: ape's incremental compile does not notice a settings change.
 BUILD := .build/__local__.json
 $(BUILD): $(shell find contracts -name '*.sol' -not -path '*/.cache/*') ape-config.yaml | setup
-	$(BIN)/ape compile --force
+	$(APE_COMPILE)
 
 abis: compile ## Refresh the ABIs and bytecode shipped in medrecord_sdk (after a contract change)
 	$(BIN)/python scripts/export_abis.py
