@@ -65,6 +65,7 @@ import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, Self, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -422,18 +423,20 @@ def _seal_chunks(
     )
 
 
-class EncryptIterator(Iterator[bytes]):
-    """Iterator over an envelope's bytes (header first, then one item per chunk).
+_R = TypeVar("_R")
 
-    ``info`` is ``None`` until the iterator is exhausted, then holds the :class:`EnvelopeInfo`
-    (content hash included), so storage can upload the pieces and still get the hash.
+
+class _ResultIterator(Iterator[bytes], Generic[_R]):
+    """An iterator over a generator's items that keeps the generator's return value.
+
+    ``info`` is ``None`` until the iterator is exhausted, then holds what the generator returned.
     """
 
-    def __init__(self, gen: Generator[bytes, None, EnvelopeInfo]) -> None:
+    def __init__(self, gen: Generator[bytes, None, _R]) -> None:
         self._gen = gen
-        self.info: EnvelopeInfo | None = None
+        self.info: _R | None = None
 
-    def __iter__(self) -> EncryptIterator:
+    def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> bytes:
@@ -447,6 +450,14 @@ class EncryptIterator(Iterator[bytes]):
     def close(self) -> None:
         """Stop early and release the source reference."""
         self._gen.close()
+
+
+class EncryptIterator(_ResultIterator[EnvelopeInfo]):
+    """Iterator over an envelope's bytes (header first, then one item per chunk).
+
+    ``info`` is ``None`` until the iterator is exhausted, then holds the :class:`EnvelopeInfo`
+    (content hash included), so storage can upload the pieces and still get the hash.
+    """
 
 
 def encrypt_iter(
@@ -577,31 +588,13 @@ def _decrypt_gen(
     )
 
 
-class DecryptIterator(Iterator[bytes]):
+class DecryptIterator(_ResultIterator[DecryptInfo]):
     """Iterator over verified plaintext chunks; ``info`` is set once it is exhausted.
 
     Every item has passed its tag, but the envelope as a whole is only known complete when
     the iterator ends without an error: a consumer must discard what it got if an exception
     is raised midway (:func:`decrypt_file` does so).
     """
-
-    def __init__(self, gen: Generator[bytes, None, DecryptInfo]) -> None:
-        self._gen = gen
-        self.info: DecryptInfo | None = None
-
-    def __iter__(self) -> DecryptIterator:
-        return self
-
-    def __next__(self) -> bytes:
-        try:
-            return next(self._gen)
-        except StopIteration as stop:
-            if stop.value is not None:
-                self.info = stop.value
-            raise
-
-    def close(self) -> None:
-        self._gen.close()
 
 
 def decrypt_iter(
