@@ -343,8 +343,8 @@ def measure() -> list[Row]:
         for x in records.recordsOf(patient, 0, 100)
         if x.category == LABORATORY and x.status == 1
     ]
-    # Header read, then isPermitted and encryptionKeyOf in ConsentRegistry (a cold call, 2 slots).
-    share_floor = Floor(reads=3, calls=1)
+    # Header read, then isPermitted in ConsentRegistry (a cold call and its consent slot).
+    share_floor = Floor(reads=2, calls=1)
     bench.add(
         r,
         "shareKey (patient to a READ grantee)",

@@ -250,9 +250,17 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     {
         if (categories == 0 || purposes == 0 || actions == 0) return false;
         if (patient == grantee) return true;
-        Consent memory c = _consents[patient][grantee];
-        return c.expiry > block.timestamp && c.categories & categories == categories
-            && c.purposes & purposes == purposes && c.actions & actions == actions;
+        // The packed Consent word in one SLOAD, its fields read by shifts (layout: categories
+        // bits 0-63, purposes 64-95, actions 96-103, expiry 104-143): every access question of
+        // RecordRegistry and StudyEscrow comes through here, and a memory copy of the struct
+        // costs more than the rest of the check.
+        Consent storage stored = _consents[patient][grantee];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(stored.slot)
+        }
+        return uint40(word >> 104) > block.timestamp && uint64(word) & categories == categories
+            && uint32(word >> 64) & purposes == purposes && uint8(word >> 96) & actions == actions;
     }
 
     function _checkActor(address patient) private view {

@@ -358,26 +358,44 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         private
         returns (bytes memory failure)
     {
-        Header storage header = _records[recordId].header;
-        (address patient, uint8 category, RecordStatus status) = (header.patient, header.category, header.status);
-        if (status == RecordStatus.None) {
+        // The header word, read once and unpacked by hand (layout of Header: patient bits 0-159,
+        // createdAt 160-199, category 200-207, status 208-215): shareKey is the hot path.
+        StoredRecord storage record = _records[recordId];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(record.slot)
+        }
+        address patient = address(uint160(word));
+        uint8 category = uint8(word >> 200);
+        uint8 status = uint8(word >> 208);
+        if (status == uint8(RecordStatus.None)) {
             return abi.encodeWithSelector(RecordRegistryNonexistentRecord.selector, recordId);
         }
-        if (status != RecordStatus.Active && status != RecordStatus.Amended) {
-            return abi.encodeWithSelector(RecordRegistryInvalidStatus.selector, recordId, status);
+        if (status != uint8(RecordStatus.Active) && status != uint8(RecordStatus.Amended)) {
+            return abi.encodeWithSelector(RecordRegistryInvalidStatus.selector, recordId, RecordStatus(status));
         }
-        if (wrappedKey.length == 0 || wrappedKey.length > MAX_WRAPPED_KEY_LENGTH) {
-            return abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, wrappedKey.length);
+        uint256 length = wrappedKey.length;
+        if (length == 0 || length > MAX_WRAPPED_KEY_LENGTH) {
+            return abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, length);
         }
         if (purpose > _MAX_PURPOSE) return abi.encodeWithSelector(RecordRegistryInvalidPurpose.selector, purpose);
         if (!_mayShare(patient, category, recordId, sharer, grantee, purpose)) {
             return abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, sharer, grantee, purpose);
         }
-        bytes32 encryptionKey = _consent.encryptionKeyOf(grantee);
-        if (encryptionKey == bytes32(0)) {
-            return abi.encodeWithSelector(RecordRegistryMissingEncryptionKey.selector, grantee);
+        // emit KeyShared(recordId, patient, grantee, sharer, purpose, wrappedKey), encoded by hand: the
+        // ABI encoding the compiler emits for a calldata `bytes` costs about as much again.
+        bytes32 topic = KeyShared.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, sharer)
+            mstore(add(m, 0x20), purpose)
+            mstore(add(m, 0x40), 0x60)
+            mstore(add(m, 0x60), length)
+            let padded := and(add(length, 0x1f), not(0x1f))
+            mstore(add(add(m, 0x60), padded), 0) // zero the last word's padding
+            calldatacopy(add(m, 0x80), wrappedKey.offset, length)
+            log4(m, add(0x80, padded), topic, recordId, patient, grantee)
         }
-        emit KeyShared(recordId, patient, grantee, sharer, purpose, encryptionKey, wrappedKey);
     }
 
     function _mayShare(
@@ -390,12 +408,35 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     ) private view returns (bool) {
         if (sharer == patient || _consent.canActFor(patient, sharer)) {
             // isPermitted is true for the patient; the shortcut saves the call.
-            if (grantee == patient || _consent.isPermitted(patient, grantee, category, purpose, _READ)) {
+            if (grantee == patient || _readPermitted(patient, grantee, category, purpose)) {
                 return true;
             }
         }
         address author = _authorOf(recordId, patient);
         return sharer == author && (grantee == patient || grantee == author);
+    }
+
+    /// @dev `_consent.isPermitted(patient, grantee, category, purpose, READ)` as a bare staticcall:
+    /// the compiler's call wrapper adds about 150 gas to every key release. Anything but a
+    /// well-formed `true` (a revert, short or dirty return data) counts as not permitted.
+    function _readPermitted(address patient, address grantee, uint8 category, uint8 purpose)
+        private
+        view
+        returns (bool permitted)
+    {
+        address consent = address(_consent);
+        bytes4 selector = IConsentRegistry.isPermitted.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, selector)
+            mstore(add(m, 0x04), patient)
+            mstore(add(m, 0x24), grantee)
+            mstore(add(m, 0x44), category)
+            mstore(add(m, 0x64), purpose)
+            mstore(add(m, 0x84), _READ)
+            let ok := staticcall(gas(), consent, m, 0xa4, 0x00, 0x20)
+            permitted := and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1)))
+        }
     }
 
     // ------------------------------------------------------------------ internals: checks

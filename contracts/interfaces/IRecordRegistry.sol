@@ -97,9 +97,11 @@ interface IRecordRegistry {
     event RecordErased(uint256 indexed recordId, address indexed patient, address indexed actor);
 
     /**
-     * @notice `sharer` released the data key of record `recordId` to `grantee` for `purpose`:
-     * `wrappedKey` is the key wrapped for `encryptionKey`, the X25519 key `grantee` had registered
-     * in the ConsentRegistry at that moment (a later rotation shows as a mismatch).
+     * @notice `sharer` released the data key of record `recordId` of `patient` to `grantee` for
+     * `purpose`: `wrappedKey` is the key wrapped by the sharer for the X25519 key `grantee`
+     * publishes in the ConsentRegistry. The contract does not read that key: it could not check
+     * the wrapping anyway, and the read costs a cold slot on every release. The grantee's SDK
+     * finds which of its keys opens the release (HPKE binds the recipient key).
      */
     event KeyShared(
         uint256 indexed recordId,
@@ -107,7 +109,6 @@ interface IRecordRegistry {
         address indexed grantee,
         address sharer,
         uint8 purpose,
-        bytes32 encryptionKey,
         bytes wrappedKey
     );
 
@@ -148,9 +149,6 @@ interface IRecordRegistry {
 
     /// @notice `sharer` may not release the key of record `recordId` to `grantee` for `purpose`.
     error RecordRegistryUnauthorizedShare(uint256 recordId, address sharer, address grantee, uint8 purpose);
-
-    /// @notice `grantee` has no X25519 key registered in the ConsentRegistry to wrap a key for.
-    error RecordRegistryMissingEncryptionKey(address grantee);
 
     /// @notice A wrapped key is empty or longer than `MAX_WRAPPED_KEY_LENGTH` bytes.
     error RecordRegistryInvalidWrappedKey(uint256 length);
@@ -232,12 +230,12 @@ interface IRecordRegistry {
     // ------------------------------------------------------------------ key release
 
     /**
-     * @notice Releases the data key of `recordId` to `grantee`, wrapped for the grantee's
-     * registered X25519 key. Emits {KeyShared}.
+     * @notice Releases the data key of `recordId` to `grantee`, wrapped (off-chain) for the
+     * grantee's X25519 key published in the ConsentRegistry. Emits {KeyShared}.
      * @dev Allowed for the patient or a guardian toward the patient or toward a grantee for
      * which `isPermitted(patient, grantee, category, purpose, READ)` holds now; for the record's
-     * author toward the patient and toward itself. The record must be Active or Amended; the
-     * grantee must have an encryption key registered. `purpose` (0-31) is what the access is for
+     * author toward the patient and toward itself. The record must be Active or Amended.
+     * `purpose` (0-31) is what the access is for
      * and is logged. Threat model: the contract cannot check what `wrappedKey` contains; it
      * guarantees that no one but these actors publishes a key release for a record, and only
      * to a grantee the patient consented to at that moment (a later revoke does not unsend it).

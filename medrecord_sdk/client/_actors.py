@@ -40,11 +40,13 @@ from ..errors import (
     AnchorFailed,
     ConsentDenied,
     ConsentExpired,
+    EnvelopeFormatError,
     KeyNotShared,
     MedRecordError,
     RecipientKeyMissing,
     RecordUnavailable,
     StorageError,
+    WrongKeyError,
 )
 from ..fhir import FhirVersion, parse_resource
 from ..fhir import split_bundle as fhir_split_bundle
@@ -159,19 +161,20 @@ class _Actor:
         cached = self.keyring.get(record.id, binding)
         if cached is not None:
             return cached
-        mine = [
-            e
-            for e in self.mr.key_shares(record.id, self.address)
-            if bytes(e["encryptionKey"]) == self.keypair.public_bytes
-        ]
-        if not mine:
-            raise KeyNotShared(
-                f"no key of record {record.id} was released to {self.address} for its current "
-                "encryption key; ask the patient to share it"
-            )
-        data_key = unwrap_key(bytes(mine[-1]["wrappedKey"]), self.keypair, binding)
-        self.keyring.put(record.id, data_key, binding)
-        return data_key
+        # KeyShared does not say which of the grantee's keys a release was wrapped for (the
+        # contract does not read the key directory): the newest release that opens with this
+        # actor's key wins; releases for an older key (before a rotation) fail the HPKE binding.
+        for event in reversed(self.mr.key_shares(record.id, self.address)):
+            try:
+                data_key = unwrap_key(bytes(event["wrappedKey"]), self.keypair, binding)
+            except (WrongKeyError, EnvelopeFormatError):
+                continue
+            self.keyring.put(record.id, data_key, binding)
+            return data_key
+        raise KeyNotShared(
+            f"no key of record {record.id} was released to {self.address} for its current "
+            "encryption key; ask the patient to share it"
+        )
 
     # ------------------------------------------------------------ consent helpers
 

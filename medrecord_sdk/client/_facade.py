@@ -216,7 +216,7 @@ class MedRecord:
         topics: list[bytes | list[bytes] | None] = [
             event_topic("KeyShared"),
             topic_for(record_id),
-            None,
+            None,  # the patient
             topic_for(Web3.to_checksum_address(grantee)),
         ]
         return self.events(topics)

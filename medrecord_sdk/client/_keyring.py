@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..crypto import KeyBinding, KeyPair, unwrap_key, wrap_key
+from ..errors import WrongKeyError
 
 __all__ = ["Keyring"]
 
@@ -60,7 +61,10 @@ class Keyring:
         blob = path.read_bytes()
         if blob[:32] != binding.content_hash:
             return None  # a stale file of another chain or deployment: ignore it
-        key = unwrap_key(blob[32:], self._keypair, binding)
+        try:
+            key = unwrap_key(blob[32:], self._keypair, binding)
+        except WrongKeyError:
+            return None  # cached under this account's previous key pair (a rotation): stale
         self._memory[record_id] = key
         return key
 

@@ -26,7 +26,7 @@ the recipient's X25519 key (validated against small-order points before use). Bi
 wrapped key from being replayed: copied onto another record or another recipient, it fails with
 :class:`~medrecord_sdk.errors.WrongKeyError` instead of opening the wrong record. Neither format
 authenticates the sender (HPKE base mode and an ephemeral NaCl box are anonymous): who shared a
-key is what the ``KeyShared`` event's emitter says, checked on-chain.
+key is the ``sharer`` of the ``KeyShared`` event, checked on-chain.
 """
 
 from __future__ import annotations

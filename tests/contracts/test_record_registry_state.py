@@ -76,7 +76,6 @@ ERROR_TYPES = {
         ("grantee", "address"),
         ("purpose", "uint8"),
     ],
-    "RecordRegistryMissingEncryptionKey": [("grantee", "address")],
 }
 
 
@@ -155,7 +154,6 @@ def replay(logs: list[tuple[str, dict, int]]) -> State:
                     args["grantee"],
                     args["sharer"],
                     args["purpose"],
-                    bytes(args["encryptionKey"]),
                     bytes(args["wrappedKey"]),
                 )
             )
@@ -413,8 +411,6 @@ class RecordMachine(RuleBasedStateMachine):
                 "RecordRegistryUnauthorizedShare",
                 {"recordId": record_id, "sharer": sharer_addr, "grantee": to, "purpose": purpose},
             )
-        if grantee not in WITH_KEYS:
-            return ("RecordRegistryMissingEncryptionKey", {"grantee": to})
         return None
 
     def released(self, record_id: int, sharer: str, grantee: str, purpose: int, wrapped: bytes):
@@ -426,7 +422,6 @@ class RecordMachine(RuleBasedStateMachine):
                 self.addr[grantee],
                 self.addr[sharer],
                 purpose,
-                key_of(grantee),
                 wrapped,
             )
         )

@@ -205,6 +205,23 @@ def test_wrong_key_cannot_read(mr: MedRecord, cast: Actors) -> None:
         impostor.read(receipt.record_id)
 
 
+def test_a_rotated_key_opens_only_the_release_made_for_it(mr: MedRecord, cast: Actors) -> None:
+    # KeyShared does not name the recipient key: the reader tries the releases newest first and
+    # keeps the one that opens with its key (HPKE binds the recipient key).
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    before = cast.doctor
+    after = mr.provider(before.account, KeyPair.generate())
+    with pytest.raises(KeyNotShared):
+        after.read(receipt.record_id)  # only a release for the old key exists
+    after.register_key()
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    assert after.read(receipt.record_id) == GLUCOSE
+    # The newest release is for the new key; the old key still opens the older release.
+    assert before.read(receipt.record_id) == GLUCOSE
+
+
 def test_signed_grant_relayed_by_someone_else(mr: MedRecord, cast: Actors) -> None:
     receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
     signed = cast.patient.sign_grant(cast.doctor.address, Category.LABORATORY, Purpose.TREAT)
