@@ -209,12 +209,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
 
         Consent storage consent = _consents[patient][grantee];
         uint64 nonce = _nextNonce(consent.nonce);
-        // Every field is written, so the compiler packs this into a single SSTORE of the slot.
-        consent.categories = categories;
-        consent.purposes = purposes;
-        consent.actions = actions;
-        consent.expiry = expiry;
-        consent.nonce = nonce;
+        _store(consent, _pack(categories, purposes, actions, expiry, nonce));
         emit ConsentGranted(patient, grantee, actor, categories, purposes, actions, expiry, nonce);
     }
 
@@ -227,12 +222,29 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         Consent storage consent = _consents[patient][grantee];
         if (consent.actions == 0) revert ConsentRegistryNoConsent(patient, grantee);
         uint64 nonce = _nextNonce(consent.nonce);
-        consent.categories = 0;
-        consent.purposes = 0;
-        consent.actions = 0;
-        consent.expiry = 0;
-        consent.nonce = nonce;
+        _store(consent, _pack(0, 0, 0, 0, nonce));
         emit ConsentRevoked(patient, grantee, actor, nonce);
+    }
+
+    /// @dev The Consent struct as its storage word (Solidity packs the first field lowest).
+    function _pack(uint64 categories, uint32 purposes, uint8 actions, uint40 expiry, uint64 nonce)
+        private
+        pure
+        returns (uint256)
+    {
+        return uint256(categories) | (uint256(purposes) << 64) | (uint256(actions) << 96)
+            | (uint256(expiry) << 104) | (uint256(nonce) << 144);
+    }
+
+    /**
+     * @dev One SSTORE of the whole pair. Assigning the five fields one by one is merged into a
+     * single write only at low optimizer settings; at runs = 1,000,000 it became five
+     * read-modify-write pairs (+756 gas per grant).
+     */
+    function _store(Consent storage consent, uint256 word) private {
+        assembly ("memory-safe") {
+            sstore(consent.slot, word)
+        }
     }
 
     function _nextNonce(uint64 nonce) private pure returns (uint64) {
