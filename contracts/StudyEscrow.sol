@@ -305,6 +305,9 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         // every change, so storage is current before each transfer; the patients of one 64-seat
         // word read its slot once. Numbers: EnrollmentStatus Pending 1, Paid 2, Owed 3,
         // Forfeited 6; SkipReason NotEnrolled 0, NotPending 1, ConsentMissing 2 (IStudyEscrow).
+        // Slither's incorrect-shift reads `shl(shift, 2)` (status 2 moved to its seat's bits, as
+        // meant: Yul's shl takes the shift first) as swapped operands: a false positive.
+        // slither-disable-start incorrect-shift
         assembly ("memory-safe") {
             let token := mload(add(frame, _PAY_TOKEN))
             let bitmapWord := mload(add(frame, _PAY_BITMAP)) // the next bitmap word to read
@@ -381,6 +384,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
             // The paid count, in the event data's length word.
             mstore(add(frame, add(_PAY_LOG, 0x40)), shr(5, sub(paidEnd, add(frame, add(_PAY_LOG, 0x60)))))
         }
+        // slither-disable-end incorrect-shift
 
         Study storage study = _studies[studyId];
         uint256 paid;
