@@ -472,7 +472,7 @@ def test_pay_batch_across_status_words_and_consent_words(
     enrolled = []
     for _ in range(66):  # seats 1..66: seats 64, 65, 66 are in the second status word
         account = accounts.generate_test_account()
-        deployer.transfer(account, 10**16)
+        deployer.transfer(account, 10**18)
         env.enrolled(study_id, account)
         enrolled.append(account)
     seat = {a.address: i + 1 for i, a in enumerate(enrolled)}
