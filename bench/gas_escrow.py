@@ -9,6 +9,16 @@ is the whole transaction's gas (intrinsic cost and calldata included) divided by
 
 The same 100 patients enroll in two studies of one researcher: the first payout reaches them
 before they ever held the token, the second when they already hold it.
+
+Where a holder's 14,616 goes (Anvil debug_traceTransaction, per patient): the token's transfer
+8,084 (its balance slot 2,100 cold + 2,900 write, the Transfer log 1,756, the call); the
+ConsentRegistry's one permittedAllBitmap call for the whole batch 2,564 (the consent slot 2,100
+cold, two keccaks, the rule); pay's own loop about 2,800 (the seat slot 2,100 cold, the status
+word written through 100, the rest stack work); the PaymentsSent data 275 (32 bytes a patient);
+intrinsic gas and calldata 582; the batch's fixed costs (study slots, totals) about 200. A fresh
+holder adds the token's new balance slot: 20,000 instead of 2,900. Before the batch consent
+question and pay's loop in assembly: 33,314 and 16,214 (one isPermittedAll call per patient,
+3,587, and some 900 gas of compiler stack work in the loop).
 """
 
 from __future__ import annotations

@@ -34,21 +34,24 @@ import {IStudyEscrow} from "./interfaces/IStudyEscrow.sol";
  *   per-batch accounting before it is written (read-only reentrancy).
  * - Consent is asked of the immutable ConsentRegistry at enrollment and again at every payout
  *   ({pay} and a {claim} of a pending enrollment); a patient who no longer consents is never paid.
+ *   {pay} asks once for its whole batch, before its first transfer, so the answer is the consent
+ *   as it stands in the block (a token callback during the batch cannot change who is paid).
  *
  * Storage: a study is five slots (see {IStudyEscrow-Study}); an enrollment is a seat number
  * (one slot per patient and study, written once) plus a 4-bit status in a per-study bitmap, 64
- * seats a slot. A batch of payments therefore reads one cold slot per patient and writes a
- * handful of bitmap words, which is what keeps a payout near the cost of the token transfer
- * itself (bench/gas_escrow.py).
+ * seats a slot. A batch of payments therefore reads one cold slot per patient here and one in
+ * the ConsentRegistry (asked once for the whole batch, {IConsentRegistry-permittedAllBitmap}),
+ * and writes a handful of bitmap words, which is what keeps a payout near the cost of the token
+ * transfer itself (bench/gas_escrow.py).
  */
 contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /**
      * @inheritdoc IStudyEscrow
-     * @dev A payout to a patient who never held the token costs about 33,500 gas with the
+     * @dev A payout to a patient who never held the token costs about 31,800 gas with the
      * DataShareToken (22,100 of it the token's new balance slot; bench/gas_escrow.py), so 500
-     * payees use about 17M gas: a little over half of a 30M block, leaving room for tokens whose
+     * payees use about 16M gas: a little over half of a 30M block, leaving room for tokens whose
      * transfer costs more and for RPC gas caps. Larger sets are paid in several batches;
      * retrying a batch is safe (settled enrollments are skipped).
      */
@@ -72,6 +75,26 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
     uint256 private constant _STATUS_MASK = 0xf;
     uint256 private constant _SEATS_PER_WORD_LOG2 = 6;
     uint256 private constant _SEAT_IN_WORD_MASK = 63;
+
+    /**
+     * @dev {pay}'s working memory, offsets from its start: two keccak inputs whose slot half is
+     * written once ([patient][seats slot] and [word index][statuses slot]), the transfer's
+     * calldata (selector, recipient, amount), values the loop needs only on its rarer paths, and
+     * PaymentsSent's ABI-encoded data ([amount][0x40][count][patients...]) built in place.
+     */
+    uint256 private constant _PAY_PATIENT = 0x00;
+    uint256 private constant _PAY_SEATS_SLOT = 0x20;
+    uint256 private constant _PAY_WORD_INDEX = 0x40;
+    uint256 private constant _PAY_STATUSES_SLOT = 0x60;
+    uint256 private constant _PAY_CALL = 0x80; // the transfer selector, in the first 4 bytes
+    uint256 private constant _PAY_TO = 0x84;
+    uint256 private constant _PAY_AMOUNT = 0xa4;
+    uint256 private constant _PAY_TOKEN = 0xe0;
+    uint256 private constant _PAY_SKIPPED_TOPIC = 0x100;
+    uint256 private constant _PAY_FAILED_TOPIC = 0x120;
+    uint256 private constant _PAY_FORFEITED = 0x140;
+    uint256 private constant _PAY_BITMAP = 0x160;
+    uint256 private constant _PAY_LOG = 0x180;
 
     IConsentRegistry private immutable _consent;
     IERC20 private immutable _defaultToken;
@@ -198,80 +221,201 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
 
     /// @inheritdoc IStudyEscrow
     function pay(uint256 studyId, address[] calldata patients) external nonReentrant {
-        Study storage s = _study(studyId);
-        address researcher = s.researcher;
-        if (msg.sender != researcher) revert StudyEscrowNotResearcher(studyId, msg.sender);
         uint256 size = patients.length;
-        if (size == 0 || size > MAX_BATCH) revert StudyEscrowInvalidBatchSize(size, MAX_BATCH);
+        // The loop's working memory (offsets _PAY_*), allocated with room for the event's data.
+        uint256 frame;
+        {
+            Study storage s = _study(studyId);
+            address researcher = s.researcher;
+            if (msg.sender != researcher) revert StudyEscrowNotResearcher(studyId, msg.sender);
+            if (size == 0 || size > MAX_BATCH) revert StudyEscrowInvalidBatchSize(size, MAX_BATCH);
 
-        IERC20 token = s.token;
-        uint64 categories = s.categories;
-        uint32 purposes = uint32(1) << s.purpose;
-        uint256 reward = s.reward;
-        mapping(address => uint256) storage seats = _seats[studyId];
-        mapping(uint256 => uint256) storage statuses = _statuses[studyId];
-        // The paid patients, for the one PaymentsSent event of the batch; trimmed to `paid` below.
-        address[] memory paidPatients = new address[](size);
+            // Consent for the whole batch in one question, asked before any transfer: bit i % 256
+            // of bitmap word i / 256 is isPermittedAll(patients[i], researcher, categories,
+            // purpose, READ) at this block. Called by hand: the compiler's encoder copied the
+            // patients one by one (about 130 gas each) where calldatacopy does it at once.
+            IConsentRegistry consent = _consent;
+            bytes4 consentSelector = IConsentRegistry.permittedAllBitmap.selector;
+            uint64 categories = s.categories;
+            uint32 purposes = uint32(1) << s.purpose;
+            uint256 bitmap;
+            assembly ("memory-safe") {
+                let words := shr(8, add(size, 255))
+                let ptr := mload(0x40)
+                mstore(ptr, consentSelector)
+                mstore(add(ptr, 0x04), 0xa0) // offset of the patients array
+                mstore(add(ptr, 0x24), researcher)
+                mstore(add(ptr, 0x44), categories)
+                mstore(add(ptr, 0x64), purposes)
+                mstore(add(ptr, 0x84), _READ)
+                mstore(add(ptr, 0xa4), size)
+                calldatacopy(add(ptr, 0xc4), patients.offset, shl(5, size))
+                if iszero(staticcall(gas(), consent, ptr, add(0xc4, shl(5, size)), 0x00, 0x00)) {
+                    returndatacopy(ptr, 0x00, returndatasize())
+                    revert(ptr, returndatasize())
+                }
+                // Exactly abi.encode(uint256[words]): offset 0x20, length, the words. Anything
+                // else reverts (never the case with the ConsentRegistry).
+                if iszero(eq(returndatasize(), add(0x40, shl(5, words)))) { revert(0x00, 0x00) }
+                returndatacopy(ptr, 0x00, returndatasize())
+                if iszero(and(eq(mload(ptr), 0x20), eq(mload(add(ptr, 0x20)), words))) { revert(0x00, 0x00) }
+                bitmap := add(ptr, 0x40)
+                mstore(0x40, add(bitmap, shl(5, words)))
+            }
+
+            IERC20 token = s.token;
+            uint256 reward = s.reward;
+            mapping(address => uint256) storage seats = _seats[studyId];
+            mapping(uint256 => uint256) storage statuses = _statuses[studyId];
+            bytes4 transferSelector = IERC20.transfer.selector;
+            bytes32 skippedTopic = PaymentSkipped.selector;
+            bytes32 failedTopic = PaymentFailed.selector;
+            assembly ("memory-safe") {
+                frame := mload(0x40)
+                mstore(0x40, add(frame, add(_PAY_LOG, shl(5, add(size, 3)))))
+                mstore(add(frame, _PAY_SEATS_SLOT), seats.slot)
+                mstore(add(frame, _PAY_WORD_INDEX), not(0)) // no word loaded yet (seats are uint32)
+                mstore(add(frame, _PAY_STATUSES_SLOT), statuses.slot)
+                mstore(add(frame, _PAY_CALL), transferSelector)
+                mstore(add(frame, _PAY_AMOUNT), reward)
+                mstore(add(frame, _PAY_TOKEN), token)
+                mstore(add(frame, _PAY_SKIPPED_TOPIC), skippedTopic)
+                mstore(add(frame, _PAY_FAILED_TOPIC), failedTopic)
+                mstore(add(frame, _PAY_FORFEITED), 0)
+                mstore(add(frame, _PAY_BITMAP), bitmap)
+            }
+        }
+
+        // The per-patient loop, in assembly: besides the token transfer and the two cold reads
+        // (the seat here, the consent in the registry) it is the whole cost of a payout, and the
+        // compiler's version spent some 750 gas a patient shuffling the stack and re-reading
+        // calldata. What the loop needs only on its rarer paths lives in `frame`. For patients[i]:
+        //   seat == 0             -> PaymentSkipped(NotEnrolled)
+        //   status != Pending     -> PaymentSkipped(NotPending)              (never paid twice)
+        //   consent bit clear     -> Forfeited; PaymentSkipped(ConsentMissing)
+        //   otherwise             -> Paid, written before the transfer; then
+        //                            token.transfer(patient, reward) with at most _PAYOUT_GAS,
+        //                            reading at most 32 bytes of return data:
+        //     succeeded           -> listed in PaymentsSent. Success as in SafeERC20's
+        //                            trySafeTransfer: the call did not revert and returned
+        //                            a 32-byte true, or nothing from an account with code
+        //                            (USDT-style tokens)
+        //     failed              -> Owed; PaymentFailed (or revert if our own gas ran short)
+        // The status word last used stays on the stack and is written through to storage at
+        // every change, so storage is current before each transfer; the patients of one 64-seat
+        // word read its slot once. Numbers: EnrollmentStatus Pending 1, Paid 2, Owed 3,
+        // Forfeited 6; SkipReason NotEnrolled 0, NotPending 1, ConsentMissing 2 (IStudyEscrow).
+        // Slither's incorrect-shift reads `shl(shift, 2)` (status 2 moved to its seat's bits, as
+        // meant: Yul's shl takes the shift first) as swapped operands: a false positive.
+        // slither-disable-start incorrect-shift
+        assembly ("memory-safe") {
+            let token := mload(add(frame, _PAY_TOKEN))
+            let bitmapWord := mload(add(frame, _PAY_BITMAP)) // the next bitmap word to read
+            let paidEnd := add(frame, add(_PAY_LOG, 0x60)) // where the next paid patient goes
+            let consentBits := 0
+            let wordSlot := 0
+            let word := 0
+            let end := add(patients.offset, shl(5, size))
+            // p: patients[i] in calldata.
+            for { let p := patients.offset let i := 0 } lt(p, end) {
+                p := add(p, 0x20)
+                i := add(i, 1)
+            } {
+                if iszero(and(i, 255)) {
+                    consentBits := mload(bitmapWord)
+                    bitmapWord := add(bitmapWord, 0x20)
+                }
+                // A word that is not an address never gets here: the registry was given these
+                // exact words above and reverts on one (and so would pay).
+                let patient := calldataload(p)
+                mstore(add(frame, _PAY_PATIENT), patient)
+                let seat := sload(keccak256(add(frame, _PAY_PATIENT), 0x40))
+                if iszero(seat) {
+                    mstore(0x00, 0)
+                    log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
+                    continue
+                }
+                if iszero(eq(shr(_SEATS_PER_WORD_LOG2, seat), mload(add(frame, _PAY_WORD_INDEX)))) {
+                    mstore(add(frame, _PAY_WORD_INDEX), shr(_SEATS_PER_WORD_LOG2, seat))
+                    wordSlot := keccak256(add(frame, _PAY_WORD_INDEX), 0x40)
+                    word := sload(wordSlot)
+                }
+                let shift := shl(2, and(seat, _SEAT_IN_WORD_MASK)) // * _STATUS_BITS (4)
+                if iszero(eq(and(shr(shift, word), _STATUS_MASK), 1)) {
+                    mstore(0x00, 1)
+                    log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
+                    continue
+                }
+                let cleared := and(word, not(shl(shift, _STATUS_MASK)))
+                if iszero(and(shr(and(i, 255), consentBits), 1)) {
+                    word := or(cleared, shl(shift, 6))
+                    sstore(wordSlot, word)
+                    mstore(add(frame, _PAY_FORFEITED), add(mload(add(frame, _PAY_FORFEITED)), 1))
+                    mstore(0x00, 2)
+                    log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
+                    continue
+                }
+                // Effects before the interaction: the enrollment is settled before the tokens move.
+                word := or(cleared, shl(shift, 2))
+                sstore(wordSlot, word)
+                mstore(add(frame, _PAY_TO), patient)
+                let success := call(_PAYOUT_GAS, token, 0, add(frame, _PAY_CALL), 0x44, 0x00, 0x20)
+                let ok := 0
+                switch returndatasize()
+                case 0 { ok := and(success, gt(extcodesize(token), 0)) }
+                default { ok := and(success, and(gt(returndatasize(), 31), eq(mload(0x00), 1))) }
+                if ok {
+                    // At most `size` patients: within the size + 3 words reserved for the event.
+                    mstore(paidEnd, patient)
+                    paidEnd := add(paidEnd, 0x20)
+                    continue
+                }
+                // Less than 1/63 of the allowance left: the failure may be our own gas limit's.
+                if lt(gas(), div(_PAYOUT_GAS, 63)) {
+                    mstore(0x00, shl(224, 0xda598276)) // StudyEscrowInsufficientGas()
+                    revert(0x00, 0x04)
+                }
+                // The reward stays reserved; the patient pulls it with claim().
+                word := or(cleared, shl(shift, 3))
+                sstore(wordSlot, word)
+                mstore(0x00, mload(add(frame, _PAY_AMOUNT)))
+                log3(0x00, 0x20, mload(add(frame, _PAY_FAILED_TOPIC)), studyId, patient)
+            }
+            // The paid count, in the event data's length word.
+            mstore(add(frame, add(_PAY_LOG, 0x40)), shr(5, sub(paidEnd, add(frame, add(_PAY_LOG, 0x60)))))
+        }
+        // slither-disable-end incorrect-shift
+
+        Study storage study = _studies[studyId];
         uint256 paid;
         uint256 forfeited;
-
-        for (uint256 i; i < size; ++i) {
-            address patient = patients[i];
-            uint256 seat = seats[patient];
-            if (seat == 0) {
-                emit PaymentSkipped(studyId, patient, SkipReason.NotEnrolled);
-                continue;
-            }
-            uint256 wordIndex = seat >> _SEATS_PER_WORD_LOG2;
-            uint256 shift = (seat & _SEAT_IN_WORD_MASK) * _STATUS_BITS;
-            uint256 word = statuses[wordIndex];
-            if ((word >> shift) & _STATUS_MASK != uint256(EnrollmentStatus.Pending)) {
-                emit PaymentSkipped(studyId, patient, SkipReason.NotPending);
-                continue;
-            }
-            if (!_consents(patient, researcher, categories, purposes)) {
-                statuses[wordIndex] = _withStatus(word, shift, EnrollmentStatus.Forfeited);
-                // At most MAX_BATCH increments.
-                unchecked {
-                    ++forfeited;
-                }
-                emit PaymentSkipped(studyId, patient, SkipReason.ConsentMissing);
-                continue;
-            }
-            // Effects before the interaction: the enrollment is settled before the tokens move.
-            statuses[wordIndex] = _withStatus(word, shift, EnrollmentStatus.Paid);
-            if (_tryTransfer(token, patient, reward)) {
-                // paid < size: in bounds, and at most MAX_BATCH increments.
-                assembly ("memory-safe") {
-                    paid := add(paid, 1)
-                    mstore(add(paidPatients, shl(5, paid)), patient)
-                }
-            } else {
-                if (gasleft() < _PAYOUT_GAS / 63) revert StudyEscrowInsufficientGas();
-                // The reward stays reserved; the patient pulls it with claim().
-                statuses[wordIndex] = _withStatus(word, shift, EnrollmentStatus.Owed);
-                emit PaymentFailed(studyId, patient, reward);
-            }
+        assembly ("memory-safe") {
+            paid := mload(add(frame, add(_PAY_LOG, 0x40)))
+            forfeited := mload(add(frame, _PAY_FORFEITED))
         }
-
+        uint256 amount = study.reward;
         if (paid != 0) {
+            // emit PaymentsSent(studyId, amount, paid patients), from the data built in `frame`.
+            bytes32 sentTopic = PaymentsSent.selector;
             assembly ("memory-safe") {
-                mstore(paidPatients, paid)
+                let data := add(frame, _PAY_LOG)
+                mstore(data, amount)
+                mstore(add(data, 0x20), 0x40)
+                log2(data, add(0x60, shl(5, paid)), sentTopic, studyId)
             }
-            emit PaymentsSent(studyId, reward, paidPatients);
         }
         if ((paid | forfeited) != 0) {
-            // paid + forfeited enrollments were pending, each reserving `reward`, so the
+            // paid + forfeited enrollments were pending, each reserving `amount`, so the
             // subtractions cannot underflow; `released` is at most what was reserved, and
             // reserved + unallocated of one study never exceeds uint128 (see _fund).
             unchecked {
-                uint256 released = forfeited * reward;
-                s.reserved -= uint128((paid + forfeited) * reward);
+                uint256 released = forfeited * amount;
+                study.reserved -= uint128((paid + forfeited) * amount);
                 if (released != 0) {
-                    s.unallocated += uint128(released);
-                    s.participants -= uint32(forfeited);
+                    study.unallocated += uint128(released);
+                    study.participants -= uint32(forfeited);
                 }
-                _held[token] -= paid * reward;
+                _held[study.token] -= paid * amount;
             }
         }
     }
@@ -471,10 +615,10 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
     }
 
     /**
-     * @dev `consent.isPermittedAll(patient, researcher, categories, purposes, READ)`. Written as a
-     * bare staticcall because {pay} makes one per patient and the high-level call's memory
-     * allocation and ABI decoding cost a few hundred gas each time; the registry is our own
-     * immutable contract, so a malformed answer simply reads as "no consent".
+     * @dev `consent.isPermittedAll(patient, researcher, categories, purposes, READ)`, for
+     * {enroll} and {claim} ({pay} asks for its whole batch at once). A bare staticcall: the
+     * registry is our own immutable contract, so a malformed answer simply reads as "no consent"
+     * (both callers then revert).
      */
     function _consents(address patient, address researcher, uint64 categories, uint32 purposes)
         private
@@ -493,26 +637,6 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
             mstore(add(ptr, 0x84), _READ)
             let success := staticcall(gas(), consent, ptr, 0xa4, 0, 0x20)
             ok := and(success, and(gt(returndatasize(), 31), eq(mload(0), 1)))
-        }
-    }
-
-    /**
-     * @dev `token.transfer(to, amount)` that never reverts: true when the call succeeded and
-     * returned either nothing (from a contract: USDT-style) or a 32-byte true, like
-     * SafeERC20.trySafeTransfer, but with the gas capped at `_PAYOUT_GAS` so a recipient hook
-     * cannot eat the batch's gas. Only the first 32 bytes of return data are copied.
-     */
-    function _tryTransfer(IERC20 token, address to, uint256 amount) private returns (bool ok) {
-        bytes4 selector = IERC20.transfer.selector;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, selector)
-            mstore(add(ptr, 0x04), to)
-            mstore(add(ptr, 0x24), amount)
-            let success := call(_PAYOUT_GAS, token, 0, ptr, 0x44, 0, 0x20)
-            switch returndatasize()
-            case 0 { ok := and(success, gt(extcodesize(token), 0)) }
-            default { ok := and(success, and(gt(returndatasize(), 31), eq(mload(0), 1))) }
         }
     }
 }

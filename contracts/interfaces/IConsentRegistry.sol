@@ -170,6 +170,25 @@ interface IConsentRegistry {
         view
         returns (bool);
 
+    /**
+     * @notice {isPermittedAll} for many patients and one grantee, in one call: bit `i % 256` of
+     * `bitmap[i / 256]` is set iff `isPermittedAll(patients[i], grantee, categories, purposes,
+     * actions)` would answer true at this block.
+     * @dev The same rule, patient by patient: an active consent (`block.timestamp < expiry`)
+     * covering every bit of the three masks, or `patients[i] == grantee`; nothing is permitted
+     * when a mask is empty. `bitmap` has `ceil(patients.length / 256)` words (none for an empty
+     * array); unused high bits of the last word are zero; a patient listed twice gets the same
+     * answer at both places. Never reverts on any mask value. Made for payout batches
+     * (StudyEscrow.pay): one call instead of one per patient.
+     */
+    function permittedAllBitmap(
+        address[] calldata patients,
+        address grantee,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions
+    ) external view returns (uint256[] memory bitmap);
+
     /// @notice The stored state of a pair, expired or not.
     function consentOf(address patient, address grantee) external view returns (Consent memory);
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,18 @@ class ConsentRegistry(ContractWrapper):
     ) -> bool:
         masks = (int(categories), int(purposes), int(actions))
         return bool(self._call("isPermittedAll", patient, grantee, *masks))
+
+    def is_permitted_all_batch(
+        self, patients: Sequence[str], grantee: str, categories: int, purposes: int, actions: int
+    ) -> list[bool]:
+        """`is_permitted_all` for each of `patients`, in order, in one call.
+
+        Reads the registry's `permittedAllBitmap` (bit i of the answer is patients[i]).
+        """
+        asked = list(patients)
+        masks = (int(categories), int(purposes), int(actions))
+        words = [int(word) for word in self._call("permittedAllBitmap", asked, grantee, *masks)]
+        return [words[i >> 8] >> (i & 255) & 1 == 1 for i in range(len(asked))]
 
     def is_guardian(self, patient: str, account: str) -> bool:
         return bool(self._call("isGuardian", patient, account))

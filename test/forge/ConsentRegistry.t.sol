@@ -73,6 +73,51 @@ contract ConsentRegistryFuzzTest is Test {
         registry.grantFor(patient, GRANTEE, 1, 1, 1, uint40(block.timestamp + 1));
     }
 
+    /// permittedAllBitmap answers, bit by bit, what isPermittedAll answers patient by patient:
+    /// three patients with fuzzed grants, the grantee itself and a patient without consent, in
+    /// a fuzzed order with repeats, masks fuzzed (empty and partial ones included), the clock
+    /// fuzzed across the expiries.
+    function testFuzz_permittedAllBitmapMatchesIsPermittedAll(
+        uint64[3] calldata grantedCategories,
+        uint32[3] calldata grantedPurposes,
+        uint8[3] calldata grantedActions,
+        uint16[3] calldata lifetimes,
+        uint8[12] calldata picks,
+        uint64 categories,
+        uint32 purposes,
+        uint8 actions,
+        uint16 elapsed
+    ) public {
+        address[5] memory pool =
+            [vm.addr(0x1001), vm.addr(0x1002), vm.addr(0x1003), GRANTEE, vm.addr(0x1004)];
+        for (uint256 k; k < 3; ++k) {
+            vm.prank(pool[k]);
+            registry.grant(
+                GRANTEE,
+                grantedCategories[k] | 1,
+                grantedPurposes[k] | 1,
+                (grantedActions[k] % 3) + 1,
+                uint40(block.timestamp + 1 + lifetimes[k])
+            );
+        }
+        vm.warp(block.timestamp + elapsed);
+        // Often a subset of what was granted, so that yes answers are common.
+        if (categories % 3 == 0) categories = grantedCategories[0] | 1;
+        if (purposes % 3 == 0) purposes = 1;
+        actions = actions % 5; // 0 (empty), READ, WRITE, both, 4 (never granted)
+        address[] memory patients = new address[](picks.length);
+        for (uint256 i; i < picks.length; ++i) {
+            patients[i] = pool[picks[i] % pool.length];
+        }
+        uint256[] memory bitmap = registry.permittedAllBitmap(patients, GRANTEE, categories, purposes, actions);
+        assertEq(bitmap.length, 1);
+        for (uint256 i; i < patients.length; ++i) {
+            bool expected = registry.isPermittedAll(patients[i], GRANTEE, categories, purposes, actions);
+            assertEq((bitmap[0] >> i) & 1 == 1, expected);
+        }
+        assertEq(bitmap[0] >> patients.length, 0);
+    }
+
     /// A grant is active exactly while now < expiry, and covers exactly its bits.
     function testFuzz_isPermittedMatchesMasks(
         uint64 categories,

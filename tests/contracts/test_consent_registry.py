@@ -201,6 +201,119 @@ def test_patient_is_always_permitted_on_own_data(consent, patient):
     assert not consent.isPermitted(patient, patient, 0, 0, 0)
 
 
+# ------------------------------------------------------------------ permittedAllBitmap
+
+
+def bits_of(bitmap, count: int) -> list[bool]:
+    """The answer per patient from permittedAllBitmap's words; nothing set past the last one."""
+    assert len(bitmap) == (count + 255) // 256
+    if bitmap:
+        assert bitmap[-1] >> ((count - 1) % 256 + 1) == 0, "a bit set past the last patient"
+    return [bitmap[i // 256] >> (i % 256) & 1 == 1 for i in range(count)]
+
+
+def ask_batch(consent, patients, grantee, categories, purposes, actions) -> list[bool]:
+    """The batch answer, checked patient by patient against isPermittedAll."""
+    answer = bits_of(
+        consent.permittedAllBitmap(patients, grantee, categories, purposes, actions),
+        len(patients),
+    )
+    single = [consent.isPermittedAll(p, grantee, categories, purposes, actions) for p in patients]
+    assert answer == single
+    return answer
+
+
+def test_permitted_all_bitmap_one_bit_per_patient_in_order(
+    consent, patient, provider, researcher, stranger, granted, chain
+):
+    """A consenting patient, one without consent, the grantee itself, a duplicate, zero."""
+    consent.grant(provider, LABS, TREAT, READ, granted, sender=stranger)
+    patients = [patient, researcher, provider, patient, ZERO, stranger]
+    expected = [True, False, True, True, False, True]
+    assert ask_batch(consent, patients, provider, LABS, TREAT, READ) == expected
+    bitmap = consent.permittedAllBitmap(patients, provider, LABS, TREAT, READ)
+    assert list(bitmap) == [0b101101]
+
+
+def test_permitted_all_bitmap_needs_every_bit(consent, patient, provider, researcher, granted):
+    """Partial cover of categories, purposes or actions is a no; a subset of the grant is a yes."""
+    patients = [patient, researcher]
+    assert ask_batch(consent, patients, provider, LABS, TREAT, READ) == [True, False]
+    lab = Category.LABORATORY.bit
+    assert ask_batch(consent, patients, provider, lab, 1, READ) == [True, False]
+    assert ask_batch(consent, patients, provider, LABS | 1, TREAT, READ) == [False, False]
+    assert ask_batch(consent, patients, provider, LABS, TREAT | 1 << 4, READ) == [False, False]
+    assert ask_batch(consent, patients, provider, LABS, TREAT, READ | WRITE) == [False, False]
+    assert ask_batch(consent, patients, provider, LABS, TREAT, WRITE) == [False, False]
+
+
+@pytest.mark.parametrize("empty", ["categories", "purposes", "actions"])
+def test_permitted_all_bitmap_empty_mask_permits_nobody(consent, patient, provider, granted, empty):
+    """Not the consenting patient, and not the grantee on its own data either."""
+    masks = {"categories": LABS, "purposes": TREAT, "actions": READ, empty: 0}
+    patients = [patient, provider, patient]
+    bitmap = consent.permittedAllBitmap(patients, provider, *masks.values())
+    assert list(bitmap) == [0]
+    assert ask_batch(consent, patients, provider, *masks.values()) == [False] * 3
+
+
+def test_permitted_all_bitmap_grantee_is_permitted_on_own_data(consent, patient):
+    everything = 2**64 - 1
+    answer = ask_batch(consent, [patient], patient, everything, 2**32 - 1, READ | WRITE)
+    assert answer == [True]
+
+
+def test_permitted_all_bitmap_of_no_patients_is_empty(consent, provider):
+    assert list(consent.permittedAllBitmap([], provider, LABS, TREAT, READ)) == []
+    assert list(consent.permittedAllBitmap([], provider, 0, 0, 0)) == []
+
+
+def test_permitted_all_bitmap_holds_until_the_second_before_expiry(
+    consent, patient, provider, researcher, granted, chain
+):
+    consent.grant(provider, LABS, TREAT, READ, granted + 1, sender=researcher)
+    patients = [patient, researcher]
+    chain.mine(timestamp=granted - 1)
+    assert ask_batch(consent, patients, provider, LABS, TREAT, READ) == [True, True]
+    chain.mine(timestamp=granted)
+    assert ask_batch(consent, patients, provider, LABS, TREAT, READ) == [False, True]
+    chain.mine(timestamp=granted + 1)
+    assert ask_batch(consent, patients, provider, LABS, TREAT, READ) == [False, False]
+
+
+def test_permitted_all_bitmap_after_revoke(consent, patient, provider, granted):
+    consent.revoke(provider, sender=patient)
+    assert ask_batch(consent, [patient], provider, LABS, TREAT, READ) == [False]
+    # The nonce left in the slot is not read as rights.
+    assert ask_batch(consent, [patient], provider, 1, 1, 1) == [False]
+
+
+def test_permitted_all_bitmap_spans_several_words(consent, patient, provider, researcher, granted):
+    """300 patients: two words; bit 256 + k answers patients[256 + k]."""
+    patients = [researcher] * 300
+    for index in (0, 7, 255, 256, 299):
+        patients[index] = patient
+    answer = bits_of(
+        consent.permittedAllBitmap(patients, provider, LABS, TREAT, READ), len(patients)
+    )
+    assert [i for i, ok in enumerate(answer) if ok] == [0, 7, 255, 256, 299]
+    # The same with 256 exactly: one full word.
+    answer = bits_of(consent.permittedAllBitmap(patients[:256], provider, LABS, TREAT, READ), 256)
+    assert [i for i, ok in enumerate(answer) if ok] == [0, 7, 255]
+
+
+def test_permitted_all_bitmap_refuses_a_word_that_is_not_an_address(consent, patient, provider):
+    """Like the ABI decoder: upper bits set in a patient word revert the call."""
+    args = ([patient.address], provider.address, LABS, TREAT, READ)
+    data = bytearray(consent.permittedAllBitmap.encode_input(*args))
+    clean = bytes(data)
+    assert ape.chain.provider.web3.eth.call({"to": consent.address, "data": clean.hex()})
+    # The one patient word is the last of the calldata; dirty its top byte.
+    data[-32] = 0x01
+    with pytest.raises(Exception):  # noqa: B017, PT011 (a bare revert, no error data)
+        ape.chain.provider.web3.eth.call({"to": consent.address, "data": bytes(data).hex()})
+
+
 @pytest.mark.parametrize("grantee_is", ["zero", "self"])
 def test_grant_to_invalid_grantee_reverts(consent, patient, grantee_is, chain):
     grantee = ZERO if grantee_is == "zero" else patient.address

@@ -74,6 +74,11 @@ category_st = st.sampled_from([0, 1, 2, 63, 64])
 purpose_st = st.sampled_from([0, 1, 31, 32])
 action_st = st.sampled_from([1, 2, 3, 0, 4])
 clock_st = st.sampled_from([2, 3, 4, 9])
+# Masks for the batch question: the GRANT values and their unions (so partial cover is met),
+# the top bits, and the empty mask.
+batch_categories_st = st.sampled_from([1, 2, 3, 7, 1 << 63, 1 << 63 | 1, 0])
+batch_purposes_st = st.sampled_from([1, 2, 3, 1 << 31, 0])
+batch_actions_st = st.sampled_from([1, 2, 3, 0])
 # Deadline relative to the transaction's timestamp: 0 is the last valid second, -1 is past.
 # (Hypothesis favours the first entries of a list: the common case goes first.)
 deadline_st = st.sampled_from([5, 5, 5, 0, -1])
@@ -115,6 +120,22 @@ class Model:
             and categories >> category & 1 == 1
             and purposes >> purpose & 1 == 1
             and actions & action == action
+        )
+
+    def permitted_all(self, patient, grantee, categories, purposes, actions, timestamp) -> bool:
+        """isPermittedAll: every bit of the three masks; an empty mask is never permitted."""
+        if categories == 0 or purposes == 0 or actions == 0:
+            return False
+        if patient == grantee:
+            return True
+        held_categories, held_purposes, held_actions, expiry = self.consents.get(
+            (patient, grantee), EMPTY
+        )
+        return (
+            timestamp < expiry
+            and held_categories & categories == categories
+            and held_purposes & purposes == purposes
+            and held_actions & actions == actions
         )
 
     def _unauthorized(self, caller: str, patient: str) -> Outcome | None:
@@ -461,6 +482,7 @@ class ConsentMachine(RuleBasedStateMachine):
         if live:
             (patient, grantee), consent = min(live, key=lambda item: item[1][3])
             self._ask(patient, grantee, _lowest_bit(consent[0]), _lowest_bit(consent[1]), 1)
+            self._ask_batch([patient, grantee], grantee, consent[0], consent[1], consent[2])
 
     @rule(
         pick=st.integers(0, 2**16),
@@ -482,6 +504,39 @@ class ConsentMachine(RuleBasedStateMachine):
         expected = self.model.permitted(patient, grantee, category, purpose, action, timestamp)
         assert self.registry.isPermitted(patient, grantee, category, purpose, action) == expected
 
+    @rule(
+        picks=st.lists(st.integers(0, 2**16), max_size=6),
+        grantee=st.integers(0, 4),
+        masks=st.tuples(batch_categories_st, batch_purposes_st, batch_actions_st),
+    )
+    def ask_batch(self, picks, grantee, masks):
+        """permittedAllBitmap for a list of patients (repeats, the grantee itself and the zero
+        address among them): each bit is the model's answer and isPermittedAll's."""
+        grantee = self.grantees[grantee]
+        # Patients with rights stored for this grantee first, so answers are often yes.
+        granted = sorted(p for (p, g), c in self.model.consents.items() if g == grantee and c[2])
+        pool = [*granted, *self.grantees]
+        patients = [pool[pick % len(pool)] for pick in picks]
+        self._ask_batch(patients, grantee, *masks)
+
+    def _ask_batch(self, patients, grantee, categories, purposes, actions) -> None:
+        timestamp = ape.chain.blocks.head.timestamp
+        bitmap = self.registry.permittedAllBitmap(patients, grantee, categories, purposes, actions)
+        assert len(bitmap) == (len(patients) + 255) // 256
+        bits = [bitmap[i // 256] >> (i % 256) & 1 == 1 for i in range(len(patients))]
+        expected = [
+            self.model.permitted_all(p, grantee, categories, purposes, actions, timestamp)
+            for p in patients
+        ]
+        single = [
+            self.registry.isPermittedAll(p, grantee, categories, purposes, actions)
+            for p in patients
+        ]
+        assert bits == expected == single
+        # Nothing above the last patient's bit.
+        if bitmap:
+            assert bitmap[-1] >> ((len(patients) - 1) % 256 + 1) == 0
+
     @invariant()
     def pair_matches_model(self):
         """The pair the last step touched (else the next in turn): stored state and access."""
@@ -499,6 +554,9 @@ class ConsentMachine(RuleBasedStateMachine):
         # each action in turn (READ, WRITE, both), so a partial action grant is told apart.
         action = self.checked % 3 + 1
         self._ask(patient, grantee, _lowest_bit(expected[0]), _lowest_bit(expected[1]), action)
+        # The batch form, for the pair's whole stored masks (1 when none) and the same action.
+        masks = (expected[0] or 1, expected[1] or 1, action)
+        self._ask_batch([patient, grantee, patient], grantee, *masks)
 
     # ------------------------------------------------------------------ the end
 
@@ -606,6 +664,13 @@ def test_concrete_story(machine):
     m.grant_by_sig(patient=0, grantee=1, grant=(7, 3, 3, None, None), deadline=5, nonce_shift=0)
     assert m.registry.isPermitted(patient, researcher, 2, 1, 3)
     m.replay_signature(index=0)  # refused: the nonce moved on
+    # The batch question: the researcher's own address, the patient twice, a stranger.
+    m._ask_batch([patient, researcher, patient, provider], researcher, 4, 2, 3)
+    asked = [patient, researcher, patient, ZERO]
+    assert list(m.registry.permittedAllBitmap(asked, researcher, 4, 2, 3)) == [0b0111]
+    m._ask_batch([patient], researcher, 8, 2, 3)  # a category not granted: no
+    m._ask_batch([patient, researcher], researcher, 4, 2, 0)  # an empty mask: nobody
+    m._ask_batch([], researcher, 4, 2, 3)
     # A revoke by signature, then the original grant signature replayed again: still refused.
     m.revoke_by_sig(patient=0, grantee=1, deadline=0)
     m.replay_signature(index=0)

@@ -462,6 +462,96 @@ def test_payment_after_consent_lapsed_forfeits(
     assert_solvent(token, escrow)
 
 
+def test_pay_batch_across_status_words_and_consent_words(
+    env, escrow, consent, token, accounts, deployer, researcher, stranger
+):
+    """Seats on both sides of a 64-seat status word, visited in an interleaved order with
+    repeats, forfeits in both words, and a batch longer than one 256-patient consent word."""
+    study_id, _ = env.create(max_participants=70)
+    env.fund(study_id, 70 * REWARD)
+    enrolled = []
+    for _ in range(66):  # seats 1..66: seats 64, 65, 66 are in the second status word
+        account = accounts.generate_test_account()
+        deployer.transfer(account, 10**18)
+        env.enrolled(study_id, account)
+        enrolled.append(account)
+    seat = {a.address: i + 1 for i, a in enumerate(enrolled)}
+    # Seats 2 and 65 (one per status word); seat 7 is asked only past the first consent word.
+    lapsed = {enrolled[1].address, enrolled[64].address, enrolled[6].address}
+    for address in lapsed:
+        consent.revoke(researcher, sender=next(a for a in enrolled if a.address == address))
+    # Interleave the words; repeat patients (also a lapsed one); pad with a stranger past 256
+    # entries so the consent answer needs two words; put real patients on both sides of 256.
+    order = [enrolled[i].address for i in (64, 0, 65, 1, 63, 64, 2, 0, 62)]
+    batch = order + [stranger.address] * (255 - len(order))
+    batch += [enrolled[i].address for i in (3, 1, 65, 4, 6)]
+    batch += [stranger.address] * 20 + [enrolled[5].address]
+    assert batch[255] == enrolled[3].address  # the last bit of the first consent word
+    assert batch[256] == enrolled[1].address  # the first bit of the second
+
+    receipt = escrow.pay(study_id, batch, sender=researcher)
+
+    expected_paid, expected_skips, seen = [], [], set()
+    for address in batch:
+        if address not in seat:
+            expected_skips.append((address, NOT_ENROLLED))
+        elif address in seen:
+            expected_skips.append((address, NOT_PENDING))
+        elif address in lapsed:
+            expected_skips.append((address, CONSENT_MISSING))
+        else:
+            expected_paid.append(address)
+        seen.add(address)
+    skips = [(log.patient, log.reason) for log in receipt.decode_logs(escrow.PaymentSkipped)]
+    assert skips == expected_skips
+    [sent] = receipt.decode_logs(escrow.PaymentsSent)
+    assert (sent.amount, list(sent.patients)) == (REWARD, expected_paid)
+    assert receipt.decode_logs(escrow.PaymentFailed) == []
+    for account in enrolled:
+        status = escrow.enrollmentOf(study_id, account)
+        if account.address in lapsed:
+            assert status == FORFEITED
+        elif account.address in seen:
+            assert status == PAID
+            assert token.balanceOf(account) == REWARD
+        else:
+            assert status == PENDING
+            assert token.balanceOf(account) == 0
+    study = escrow.getStudy(study_id)
+    paid, pending = len(expected_paid), 66 - len(expected_paid) - len(lapsed)
+    assert study.reserved == pending * REWARD
+    assert study.unallocated == (70 - 66 + len(lapsed)) * REWARD
+    assert study.participants == 66 - len(lapsed)
+    assert token.balanceOf(stranger) == 0
+    assert_solvent(token, escrow)
+    # The same batch again: everything settled, nothing moves.
+    receipt = escrow.pay(study_id, batch, sender=researcher)
+    assert receipt.decode_logs(escrow.PaymentsSent) == []
+    assert escrow.getStudy(study_id).reserved == pending * REWARD
+    assert paid + pending + len(lapsed) == 66
+    assert_solvent(token, escrow)
+
+
+def test_pay_refuses_a_batch_word_that_is_not_an_address(
+    env, escrow, funded_study, patients, researcher
+):
+    """Upper bits set in a patient word: the whole batch reverts (the registry refuses it)."""
+    env.enrolled(funded_study, patients[0])
+    data = bytearray(escrow.pay.encode_input(funded_study, [patients[0].address]))
+    assert (
+        ape.chain.provider.web3.eth.call(
+            {"from": researcher.address, "to": escrow.address, "data": bytes(data).hex()}
+        )
+        is not None
+    )
+    data[-32] = 0x01  # the one patient word is the last of the calldata
+    with pytest.raises(Exception):  # noqa: B017, PT011 (a bare revert, no error data)
+        ape.chain.provider.web3.eth.call(
+            {"from": researcher.address, "to": escrow.address, "data": bytes(data).hex()}
+        )
+    assert escrow.enrollmentOf(funded_study, patients[0]) == PENDING
+
+
 def test_pay_refusals(env, escrow, funded_study, patient, stranger, researcher):
     with ape.reverts(escrow.StudyEscrowNotResearcher, studyId=funded_study, caller=stranger):
         escrow.pay(funded_study, [patient], sender=stranger)

@@ -55,6 +55,25 @@ def test_grant_check_and_revoke(network) -> None:
     assert registry.nonce_of(patient.address, provider) == 2
 
 
+def test_batch_consent_question(network) -> None:
+    """One call answers isPermittedAll for many patients, in order, repeats included."""
+    registry = fresh_registry(network)
+    patient, other = network.signer(1), network.signer(4)
+    researcher = network.accounts[2].address
+    registry.grant(researcher, LAB, TREAT, Action.READ, network.now() + 3600, signer=patient)
+    patients = [patient.address, other.address, researcher, patient.address]
+    answer = registry.is_permitted_all_batch(patients, researcher, LAB, TREAT, Action.READ)
+    assert answer == [True, False, True, True]
+    assert answer == [
+        registry.is_permitted_all(p, researcher, LAB, TREAT, Action.READ) for p in patients
+    ]
+    assert registry.is_permitted_all_batch(patients, researcher, LAB, TREAT, 0) == [False] * 4
+    assert registry.is_permitted_all_batch([], researcher, LAB, TREAT, Action.READ) == []
+    many = [other.address] * 300 + [patient.address]
+    answer = registry.is_permitted_all_batch(many, researcher, LAB, TREAT, Action.READ)
+    assert answer == [False] * 300 + [True]
+
+
 def test_expiry_by_moving_the_clock(network) -> None:
     registry = fresh_registry(network)
     patient, provider = network.signer(1), network.accounts[3].address
