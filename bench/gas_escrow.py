@@ -1,6 +1,7 @@
 """Gas of StudyEscrow's operations, above all a payout batch of 100 patients.
 
     ape compile && python bench/gas_escrow.py            # embedded chain (py-evm)
+    python bench/gas_escrow.py --network ethereum:local:foundry   # Anvil
 
 Prints a Markdown table: operation | gas | per patient | target | ok. The targets are the
 issue's: paying 100 patients in one batch, consent check included, costs at most 32,000 gas per
@@ -23,6 +24,7 @@ question and pay's loop in assembly: 33,314 and 16,214 (one isPermittedAll call 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -177,6 +179,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="ethereum:local:test")
+    options = parser.parse_args()
     logger.set_level("WARNING")
-    with networks.parse_network_choice("ethereum:local:test"):
+    with networks.parse_network_choice(options.network):
         sys.exit(main())
