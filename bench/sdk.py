@@ -37,16 +37,18 @@ the machine. A store add does about twice the CPU work of the raw primitives, be
 content hash and the CIDs both hash every byte (SHA-256 is most of the work) and the blocks are
 written to disk. It is split about evenly over two threads: the caller's thread runs the source
 (AES-GCM and the content hash, the primitives' own work), a helper hashes each 256 KiB leaf for
-its CID and writes the blocks (views of the encrypted pieces, one ``writev`` per MiB, no copy
-of its own), and a third thread's ``fdatasync`` every 32 MiB costs little CPU. So the add needs
-a second core that is free. When other work keeps a core busy the wall ratio falls to about
-the CPU ratio of the second table (about 0.5); note that Linux's autogroup scheduling shares
-the CPU between sessions, so ``nice`` cannot win this process the second core back from
-another terminal's job. With a free second core the ratio approaches the baseline's time over
-the busier thread's CPU time, less the slowdown of two hashing threads sharing the cores.
-Repeat runs and compare the load averages printed at the start and the end. Run it with
-``PYTHONPATH=.`` as above: without it the scripts import ``medrecord_sdk`` from wherever the
-virtualenv installed it, which may be another checkout.
+its CID and writes it at once, while it is in the CPU cache (views of the encrypted pieces, no
+copy of its own), and a third thread's ``fdatasync`` every 32 MiB costs little CPU but about a
+tenth of the wall ratio (compare ``--no-fsync``). So the add needs a second core that is free.
+When other work keeps a core busy the wall ratio falls to about the CPU ratio of the second
+table (about 0.5); note that Linux's autogroup scheduling shares the CPU between sessions, so
+``nice`` cannot win this process the second core back from another terminal's job. With a free
+second core the ratio approaches the baseline's time over the busier thread's wall time: its
+CPU time, which grows by about a fifth when two hashing threads share the cores, plus its
+waits for the GIL and the disk (about 0.2 s per GiB). Repeat runs and compare the load
+averages printed at the start and the end. Run it with ``PYTHONPATH=.`` as above: without it
+the scripts import ``medrecord_sdk`` from wherever the virtualenv installed it, which may be
+another checkout.
 """
 
 from __future__ import annotations
