@@ -33,12 +33,22 @@ cores the machine left it.
 
 The issue-6 verdict (LocalStore at 1 GiB: add and read ratios >= 0.6, memory <= 64 MiB above
 baseline) is printed at the end, and the exit status is 1 when it fails. The figures depend on
-the machine: the store does about twice the CPU work of the raw primitives (the content hash
-and the CIDs both hash every byte, and the blocks are written to disk), split evenly over two
-threads, so it needs a second core that is free. On a machine whose cores are busy with other
-work the wall ratio falls to about the CPU ratio of the second table (0.4-0.5); with a free
-second core it approaches the ratio of the busier thread's CPU time (about 0.9). Repeat runs
-and compare the load averages printed at the start and the end.
+the machine. A store add does about twice the CPU work of the raw primitives, because the
+content hash and the CIDs both hash every byte (SHA-256 is most of the work) and the blocks are
+written to disk. It is split about evenly over two threads: the caller's thread runs the source
+(AES-GCM and the content hash, the primitives' own work), a helper hashes each 256 KiB leaf for
+its CID and writes it at once, while it is in the CPU cache (views of the encrypted pieces, no
+copy of its own), and a third thread's ``fdatasync`` every 32 MiB costs little CPU but about a
+tenth of the wall ratio (compare ``--no-fsync``). So the add needs a second core that is free.
+When other work keeps a core busy the wall ratio falls to about the CPU ratio of the second
+table (about 0.5); note that Linux's autogroup scheduling shares the CPU between sessions, so
+``nice`` cannot win this process the second core back from another terminal's job. With a free
+second core the ratio approaches the baseline's time over the busier thread's wall time: its
+CPU time, which grows by about a fifth when two hashing threads share the cores, plus its
+waits for the GIL and the disk (about 0.2 s per GiB). Repeat runs and compare the load
+averages printed at the start and the end. Run it with ``PYTHONPATH=.`` as above: without it
+the scripts import ``medrecord_sdk`` from wherever the virtualenv installed it, which may be
+another checkout.
 """
 
 from __future__ import annotations

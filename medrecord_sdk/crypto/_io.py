@@ -101,7 +101,8 @@ class ChunkReader:
 
     def _read_iter(self, n: int) -> bytes:
         assert self._it is not None
-        parts: list[bytes] = []
+        # Parts of pieces are views: the join below is the only copy of their bytes.
+        parts: list[bytes | memoryview] = []
         need = n
         while need:
             available = len(self._buf) - self._pos
@@ -121,7 +122,12 @@ class ChunkReader:
                     return piece
                 continue
             take = min(available, need)
-            parts.append(self._buf[self._pos : self._pos + take])
+            if take == len(self._buf):
+                parts.append(self._buf)
+            else:
+                parts.append(memoryview(self._buf)[self._pos : self._pos + take])
             self._pos += take
             need -= take
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]
         return b"".join(parts)

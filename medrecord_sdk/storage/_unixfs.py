@@ -18,6 +18,7 @@ parent (at most 174 each), so a 1 GiB file needs a few hundred KiB.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,15 @@ UNIXFS_FILE: Final = 2
 
 BlockSink = Callable[[CID, bytes], None]
 """Receives each finished block, leaves first, the root last."""
+Buffer = bytes | bytearray | memoryview
+PartsSink = Callable[[CID, list[Buffer], int], None]
+"""Receives each finished block as the buffers that make it up, back to back, and its size.
+
+The buffers are read-only views of the bytes given to :meth:`DagBuilder.update` (or of private
+copies): a sink may keep them after it returns, say to write several blocks with one ``writev``.
+"""
+_GATHER_MIN: Final = 64 * 1024
+"""Smaller input pieces are gathered into one buffer, so a block has a handful of parts at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +61,17 @@ class _Link:
     filesize: int  # file bytes under the link: the parent's UnixFS blocksize entry
 
 
-def _field_bytes(number: int, payload: bytes) -> bytes:
-    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
-
-
-def _field_varint(number: int, value: int) -> bytes:
-    return encode_varint(number << 3) + encode_varint(value)
+# Field keys (field number << 3 | wire type) of the dag-pb and UnixFS messages, pre-encoded.
+_PB_LINKS: Final = encode_varint(2 << 3 | 2)  # PBNode.Links, repeated PBLink
+_PB_DATA: Final = encode_varint(1 << 3 | 2)  # PBNode.Data, the UnixFS message
+_LINK_HASH: Final = encode_varint(1 << 3 | 2)  # PBLink.Hash, the binary CID
+_LINK_EMPTY_NAME: Final = encode_varint(2 << 3 | 2) + encode_varint(0)  # PBLink.Name = ""
+_LINK_TSIZE: Final = encode_varint(3 << 3)  # PBLink.Tsize
+_FILE_TYPE: Final = encode_varint(1 << 3) + encode_varint(UNIXFS_FILE)  # Data.Type = File
+_FILE_SIZE: Final = encode_varint(3 << 3)  # Data.filesize
+_FILE_BLOCKSIZE: Final = encode_varint(4 << 3)  # Data.blocksizes, one per link
+_varint = functools.lru_cache(maxsize=512)(encode_varint)
+"""encode_varint, remembered: a node repeats the same few sizes (256 KiB chunks) 174 times."""
 
 
 def encode_file_node(links: list[_Link]) -> tuple[bytes, int]:
@@ -65,31 +80,40 @@ def encode_file_node(links: list[_Link]) -> tuple[bytes, int]:
     dag-pb requires Links (field 2) before Data (field 1) in the bytes, and Kubo writes the empty
     Name of every link, so both do too: any other byte layout gives another CID.
     """
-    filesize = sum(link.filesize for link in links)
-    unixfs = bytearray(_field_varint(1, UNIXFS_FILE))
-    unixfs += _field_varint(3, filesize)
+    filesize = 0
+    blocksizes: list[bytes] = []
+    out: list[bytes] = []
     for link in links:
-        unixfs += _field_varint(4, link.filesize)
-    out = bytearray()
-    for link in links:
-        pblink = (
-            _field_bytes(1, bytes(link.cid)) + _field_bytes(2, b"") + _field_varint(3, link.tsize)
+        filesize += link.filesize
+        blocksizes += (_FILE_BLOCKSIZE, _varint(link.filesize))
+        cid = bytes(link.cid)
+        pblink = b"".join(
+            (_LINK_HASH, _varint(len(cid)), cid, _LINK_EMPTY_NAME, _LINK_TSIZE, _varint(link.tsize))
         )
-        out += _field_bytes(2, pblink)
-    out += _field_bytes(1, bytes(unixfs))
-    return bytes(out), filesize
+        out += (_PB_LINKS, _varint(len(pblink)), pblink)
+    unixfs = b"".join((_FILE_TYPE, _FILE_SIZE, _varint(filesize), *blocksizes))
+    out += (_PB_DATA, _varint(len(unixfs)), unixfs)
+    return b"".join(out), filesize
 
 
 class DagBuilder:
     """Build the balanced UnixFS DAG of a byte stream, block by block.
 
     Feed bytes with :meth:`update` in pieces of any size, then call :meth:`finish` for the root
-    CID. Each block goes to ``sink`` as soon as it is complete (``None`` only computes the CID).
+    CID. Each block goes to ``sink`` as soon as it is complete, as one ``bytes``, or to
+    ``parts_sink`` as the buffers it is made of (no copy: a chunk inside one piece is a view of
+    it, one straddling two pieces is two views); with neither, the builder only computes the CID.
     """
 
-    def __init__(self, sink: BlockSink | None = None) -> None:
+    def __init__(
+        self, sink: BlockSink | None = None, *, parts_sink: PartsSink | None = None
+    ) -> None:
+        if sink is not None and parts_sink is not None:
+            raise ValueError("DagBuilder takes a sink or a parts_sink, not both")
         self._sink = sink
-        self._buffer = bytearray()
+        self._parts_sink = parts_sink
+        self._pending: list[Buffer] = []  # the partial chunk, at most a few parts
+        self._pending_size = 0
         self._levels: list[list[_Link]] = [[]]
         self._chunks = 0
         self._size = 0
@@ -104,31 +128,53 @@ class DagBuilder:
         """Add the next bytes of the file."""
         if self._done:
             raise RuntimeError("DagBuilder.update after finish")
-        view = memoryview(data).cast("B")
-        self._size += len(view)
-        if self._buffer:
-            take = min(CHUNK_SIZE - len(self._buffer), len(view))
-            self._buffer += view[:take]
-            view = view[take:]
-            if len(self._buffer) < CHUNK_SIZE:
+        if not isinstance(data, bytes):
+            # The parts of a block are views, kept until the sink is done with them, and a
+            # mutable buffer may change after we return: copy it, a chunk at a time (iter_source
+            # already hands over immutable bytes, so a store's add never comes here).
+            whole = memoryview(data).cast("B")
+            for start in range(0, len(whole), CHUNK_SIZE):
+                self.update(bytes(whole[start : start + CHUNK_SIZE]))
+            return
+        view = memoryview(data)
+        size = len(view)
+        self._size += size
+        pos = 0
+        if self._pending_size:
+            pos = min(CHUNK_SIZE - self._pending_size, size)
+            self._add_pending(view[:pos])
+            if self._pending_size < CHUNK_SIZE:
                 return
-            self._leaf(bytes(self._buffer))
-            self._buffer.clear()
-        # Whole chunks straight from the caller's buffer: no copy into ours.
-        while len(view) >= CHUNK_SIZE:
-            self._leaf(bytes(view[:CHUNK_SIZE]))
-            view = view[CHUNK_SIZE:]
-        self._buffer += view
+            self._leaf(self._take_pending())
+        # Whole chunks are views of the caller's bytes: hashed and written without a copy.
+        while size - pos >= CHUNK_SIZE:
+            self._leaf([view[pos : pos + CHUNK_SIZE]])
+            pos += CHUNK_SIZE
+        if pos < size:
+            self._add_pending(view[pos:])
+
+    def _add_pending(self, part: memoryview) -> None:
+        """Keep ``part`` for the partial chunk: a view if it is big, else copied into a buffer."""
+        self._pending_size += len(part)
+        if len(part) >= _GATHER_MIN:
+            self._pending.append(part)
+        elif self._pending and isinstance(self._pending[-1], bytearray):
+            self._pending[-1] += part
+        else:
+            self._pending.append(bytearray(part))
+
+    def _take_pending(self) -> list[Buffer]:
+        parts, self._pending, self._pending_size = self._pending, [], 0
+        return parts
 
     def finish(self) -> CID:
         """Flush the last chunk and the pending links; return the root CID."""
         if self._done:
             raise RuntimeError("DagBuilder.finish called twice")
         self._done = True
-        if self._buffer or self._chunks == 0:
+        if self._pending_size or self._chunks == 0:
             # The last partial chunk; for an empty file, one empty raw block (as both nodes do).
-            self._leaf(bytes(self._buffer))
-            self._buffer.clear()
+            self._leaf(self._take_pending())
         level = 0
         while True:
             pending = self._levels[level]
@@ -140,17 +186,30 @@ class DagBuilder:
                 self._push(level + 1, self._node(pending))
             level += 1
 
-    def _leaf(self, chunk: bytes) -> None:
-        cid = CID(RAW, hashlib.sha256(chunk).digest())
-        if self._sink is not None:
-            self._sink(cid, chunk)
+    def _leaf(self, parts: list[Buffer]) -> None:
+        if len(parts) == 1:
+            digest = hashlib.sha256(parts[0])
+            size = len(parts[0])
+        else:
+            digest = hashlib.sha256()
+            size = 0
+            for part in parts:
+                digest.update(part)
+                size += len(part)
+        cid = CID(RAW, digest.digest())
+        if self._parts_sink is not None:
+            self._parts_sink(cid, parts, size)
+        elif self._sink is not None:
+            self._sink(cid, b"".join(parts))
         self._chunks += 1
-        self._push(0, _Link(cid, len(chunk), len(chunk)))
+        self._push(0, _Link(cid, size, size))
 
     def _node(self, links: list[_Link]) -> _Link:
         block, filesize = encode_file_node(links)
         cid = CID(DAG_PB, hashlib.sha256(block).digest())
-        if self._sink is not None:
+        if self._parts_sink is not None:
+            self._parts_sink(cid, [block], len(block))
+        elif self._sink is not None:
             self._sink(cid, block)
         return _Link(cid, len(block) + sum(link.tsize for link in links), filesize)
 

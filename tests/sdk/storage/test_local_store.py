@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,15 @@ def store(tmp_path: Path) -> LocalStore:
 
 def _helpers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("medrecord-localstore")]
+
+
+def _helpers_left(timeout: float = 5.0) -> list[threading.Thread]:
+    """The store's helper threads still alive after ``timeout`` (a read-ahead thread of an
+    earlier read may take a moment to close its packs; a stuck thread never ends)."""
+    deadline = time.monotonic() + timeout
+    while _helpers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _helpers()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
@@ -238,22 +247,62 @@ def test_failed_rename_leaves_no_pack_and_the_store_keeps_working(
 def test_failed_write_half_way_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writers: int
 ) -> None:
+    """The third write system call (write or writev) fails half way: the add leaves nothing."""
     store = LocalStore(tmp_path, writers=writers)
-    real_write = os.write
-    calls = {"n": 0}
+    real = {name: getattr(os, name) for name in ("write", "writev") if hasattr(os, name)}
+    calls: list[str] = []
 
-    def fail_on_third(fd: int, data: bytes) -> int:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(5, "Input/output error")
-        return real_write(fd, data)
+    def failing(name: str) -> Callable[..., int]:
+        def write(fd: int, data: object) -> int:
+            calls.append(name)
+            if len(calls) == 3:
+                raise OSError(5, "Input/output error")
+            return real[name](fd, data)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(os, "write", fail_on_third)
+        return write
+
+    for name in real:
+        monkeypatch.setattr(os, name, failing(name))
+    data = sample(20 * CHUNK_SIZE)
     with pytest.raises(StoreUnavailable, match="Input/output error"):
-        store.add(sample(5 * CHUNK_SIZE))
-    monkeypatch.setattr(os, "write", real_write)
+        store.add(data)
+    assert len(calls) == 3  # it stopped at the failure, half way through the data
+    for name, function in real.items():
+        monkeypatch.setattr(os, name, function)
     assert _packs(store) == []
     assert store.pins() == []
+    assert _helpers_left() == []
+    assert store.get_bytes(store.add(data)) == data
+
+
+def test_short_writes_are_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write and writev may write less than asked (signals, quotas): the rest follows."""
+    real_write, real_writev = os.write, getattr(os, "writev", None)
+
+    def short_write(fd: int, data: bytes) -> int:
+        return real_write(fd, memoryview(data)[:777])
+
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        assert real_writev is not None
+        left = sum(len(p) for p in parts) // 2 + 1  # stops inside a buffer, mostly
+        head = []
+        for part in parts:
+            head.append(memoryview(part)[:left])
+            left -= len(head[-1])
+            if not left:
+                break
+        return real_writev(fd, head)
+
+    monkeypatch.setattr(os, "write", short_write)
+    if real_writev is not None:
+        monkeypatch.setattr(os, "writev", short_writev)
+    store = LocalStore(tmp_path)
+    data = sample(3 * CHUNK_SIZE + 11)
+    pieces = [data[:107], *(data[i : i + 300_000] for i in range(107, len(data), 300_000))]
+    cid = store.add(iter(pieces))
+    monkeypatch.setattr(os, "write", real_write)
+    assert cid == compute_cid(data)
+    assert store.get_bytes(cid) == data
 
 
 @pytest.mark.parametrize("writers", [1, 2])
@@ -270,7 +319,7 @@ def test_failing_source_leaves_nothing_and_raises_its_own_error(
         store.add(source())
     assert _packs(store) == []
     assert store.pins() == []
-    assert _helpers() == []
+    assert _helpers_left() == []
 
 
 def test_flushes_run_along_the_way_and_their_failure_fails_the_add(
@@ -371,10 +420,7 @@ def test_a_reader_that_stops_early_leaves_no_thread_behind(store: LocalStore) ->
         chunks = store.get(cid)
         next(chunks)
         del chunks  # dropping the iterator closes it (and its read-ahead)
-    deadline = time.monotonic() + 5
-    while _helpers() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _helpers() == []
+    assert _helpers_left() == []
 
 
 def test_gc_while_a_reader_streams_does_not_break_it(store: LocalStore) -> None:

@@ -124,6 +124,71 @@ def test_cid_does_not_depend_on_how_the_stream_is_cut(size: int, cuts: list[int]
     assert builder.size == size
 
 
+def _cut(data: bytes, sizes: list[int]) -> list[bytes]:
+    """``data`` in pieces of ``sizes`` (cycled), the last piece whatever is left."""
+    pieces, pos, i = [], 0, 0
+    while pos < len(data):
+        size = sizes[i % len(sizes)]
+        pieces.append(data[pos : pos + size])
+        pos += size
+        i += 1
+    return pieces
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [107, 1024 * 1024 + 16],  # what encrypt_iter yields: no chunk is aligned to a piece
+        [1000],
+        [1, 3, 70_000, 5],
+        [CHUNK_SIZE],
+        [3 * CHUNK_SIZE + 1],
+    ],
+    ids=["envelope", "small", "mixed", "aligned", "big"],
+)
+def test_parts_sink_gets_the_same_blocks_without_copies(sizes: list[int]) -> None:
+    data = sample(5 * CHUNK_SIZE + 123, seed=3)
+    whole: dict[CID, bytes] = {}
+    joined: dict[CID, bytes] = {}
+    most_parts = 0
+
+    def parts_sink(cid: CID, parts: list[bytes | bytearray | memoryview], size: int) -> None:
+        nonlocal most_parts
+        most_parts = max(most_parts, len(parts))
+        block = b"".join(parts)  # read after update returned: views must still be valid
+        assert len(block) == size
+        joined[cid] = block
+
+    by_bytes = DagBuilder(whole.__setitem__)
+    by_parts = DagBuilder(parts_sink=parts_sink)
+    for piece in _cut(data, sizes):
+        by_bytes.update(piece)
+        by_parts.update(piece)
+    assert by_parts.finish() == by_bytes.finish() == compute_cid(data)
+    assert joined == whole
+    assert most_parts <= 8  # small pieces are gathered, not kept one by one
+
+
+def test_a_mutable_buffer_changed_after_update_does_not_change_the_blocks() -> None:
+    data = sample(2 * CHUNK_SIZE + 10, seed=4)
+    blocks: dict[CID, bytes] = {}
+    kept: list[tuple[CID, list[bytes | bytearray | memoryview]]] = []
+    builder = DagBuilder(parts_sink=lambda cid, parts, size: kept.append((cid, parts)))
+    buffer = bytearray(data[: CHUNK_SIZE + 5])
+    builder.update(buffer)
+    buffer[:] = bytes(len(buffer))  # the caller reuses its buffer
+    builder.update(memoryview(data)[CHUNK_SIZE + 5 :])
+    assert builder.finish() == compute_cid(data)
+    for cid, parts in kept:
+        blocks[cid] = b"".join(parts)
+        assert hashlib.sha256(blocks[cid]).digest() == cid.digest
+
+
+def test_a_builder_takes_one_kind_of_sink() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        DagBuilder(lambda cid, block: None, parts_sink=lambda cid, parts, size: None)
+
+
 def test_builder_refuses_use_after_finish() -> None:
     builder = DagBuilder()
     builder.finish()
