@@ -7,6 +7,7 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
+import {ConsentQuery} from "./utils/ConsentQuery.sol";
 
 /**
  * @title RecordRegistry
@@ -34,6 +35,8 @@ import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
  * provider's dag-pb record four, plus updates of the id counter and the id list.
  */
 contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
+    using ConsentQuery for IConsentRegistry;
+
     /// @notice CID codec of a file of one block.
     uint16 public constant CODEC_RAW = 0x55;
 
@@ -408,35 +411,13 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     ) private view returns (bool) {
         if (sharer == patient || _consent.canActFor(patient, sharer)) {
             // isPermitted is true for the patient; the shortcut saves the call.
-            if (grantee == patient || _readPermitted(patient, grantee, category, purpose)) {
+            if (grantee == patient) return true;
+            if (_consent.permitsAll(patient, grantee, uint64(1) << category, uint32(1) << purpose, _READ)) {
                 return true;
             }
         }
         address author = _authorOf(recordId, patient);
         return sharer == author && (grantee == patient || grantee == author);
-    }
-
-    /// @dev `_consent.isPermitted(patient, grantee, category, purpose, READ)` as a bare staticcall:
-    /// the compiler's call wrapper adds about 150 gas to every key release. Anything but a
-    /// well-formed `true` (a revert, short or dirty return data) counts as not permitted.
-    function _readPermitted(address patient, address grantee, uint8 category, uint8 purpose)
-        private
-        view
-        returns (bool permitted)
-    {
-        address consent = address(_consent);
-        bytes4 selector = IConsentRegistry.isPermitted.selector;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, selector)
-            mstore(add(m, 0x04), patient)
-            mstore(add(m, 0x24), grantee)
-            mstore(add(m, 0x44), category)
-            mstore(add(m, 0x64), purpose)
-            mstore(add(m, 0x84), _READ)
-            let ok := staticcall(gas(), consent, m, 0xa4, 0x00, 0x20)
-            permitted := and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1)))
-        }
     }
 
     // ------------------------------------------------------------------ internals: checks

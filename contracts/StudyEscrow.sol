@@ -8,6 +8,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IStudyEscrow} from "./interfaces/IStudyEscrow.sol";
+import {ConsentQuery} from "./utils/ConsentQuery.sol";
 
 /**
  * @title StudyEscrow
@@ -45,6 +46,7 @@ import {IStudyEscrow} from "./interfaces/IStudyEscrow.sol";
  * transfer itself (bench/gas_escrow.py).
  */
 contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
+    using ConsentQuery for IConsentRegistry;
     using SafeERC20 for IERC20;
 
     /**
@@ -526,7 +528,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         uint128 reward = s.reward;
         uint128 unallocated = s.unallocated;
         if (unallocated < reward) revert StudyEscrowInsufficientFunding(studyId, unallocated, reward);
-        if (!_consents(patient, researcher, s.categories, uint32(1) << s.purpose)) {
+        if (!_consent.permitsAll(patient, researcher, s.categories, uint32(1) << s.purpose, _READ)) {
             revert StudyEscrowConsentMissing(studyId, patient);
         }
 
@@ -555,7 +557,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         if (status == EnrollmentStatus.Pending) {
             uint256 reviewEnd = _reviewEnd(s);
             if (block.timestamp < reviewEnd) revert StudyEscrowReviewNotOver(studyId, reviewEnd);
-            if (!_consents(patient, s.researcher, s.categories, uint32(1) << s.purpose)) {
+            if (!_consent.permitsAll(patient, s.researcher, s.categories, uint32(1) << s.purpose, _READ)) {
                 revert StudyEscrowConsentMissing(studyId, patient);
             }
         } else if (status != EnrollmentStatus.Owed) {
@@ -612,31 +614,5 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
 
     function _checkNotEntered() private view {
         if (_reentrancyGuardEntered()) revert ReentrancyGuardReentrantCall();
-    }
-
-    /**
-     * @dev `consent.isPermittedAll(patient, researcher, categories, purposes, READ)`, for
-     * {enroll} and {claim} ({pay} asks for its whole batch at once). A bare staticcall: the
-     * registry is our own immutable contract, so a malformed answer simply reads as "no consent"
-     * (both callers then revert).
-     */
-    function _consents(address patient, address researcher, uint64 categories, uint32 purposes)
-        private
-        view
-        returns (bool ok)
-    {
-        IConsentRegistry consent = _consent;
-        bytes4 selector = IConsentRegistry.isPermittedAll.selector;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, selector)
-            mstore(add(ptr, 0x04), patient)
-            mstore(add(ptr, 0x24), researcher)
-            mstore(add(ptr, 0x44), categories)
-            mstore(add(ptr, 0x64), purposes)
-            mstore(add(ptr, 0x84), _READ)
-            let success := staticcall(gas(), consent, ptr, 0xa4, 0, 0x20)
-            ok := and(success, and(gt(returndatasize(), 31), eq(mload(0), 1)))
-        }
     }
 }
