@@ -35,6 +35,8 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     bytes32 public constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,uint64 nonce,uint256 deadline)");
 
+    // Written only through `_store` (one SSTORE of the packed word), which Slither cannot see.
+    // slither-disable-next-line uninitialized-state
     mapping(address patient => mapping(address grantee => Consent)) private _consents;
     mapping(address patient => mapping(address guardian => bool)) private _guardians;
     mapping(address account => bytes32 key) private _encryptionKeys;
