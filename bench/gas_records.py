@@ -12,7 +12,7 @@ patient's id list), so no case hides behind the one that meets the target.
 Where shareKey's gas goes (Anvil trace, patient to a READ grantee): 21,000 base + ~2,340 calldata
 (the 81-byte HPKE key), 2,100 for the record's header slot, 2,600 for the cold ConsentRegistry
 account and 2,100 for its consent slot, 3,667 for the KeyShared log (4 topics, 224 data bytes);
-about 2,600 of execution around them (1,370 in RecordRegistry, 1,230 in ConsentRegistry). The
+about 2,500 of execution around them (1,370 in RecordRegistry, 1,140 in ConsentRegistry). The
 first five are fixed while the consent lives in another contract: they add up to 33,800, which
 leaves about 1,200 for both contracts' code under the 35,000 target.
 """
