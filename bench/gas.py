@@ -40,6 +40,8 @@ from ape import accounts, chain, networks, project
 from ape.logging import logger
 from eth_account import Account
 
+from medrecord_sdk.chain import EIP712_TYPES, eip712_types
+
 MNEMONIC = "test test test test test test test test test test test junk"
 UNIT = 10**18
 READ, WRITE = 1, 2
@@ -51,15 +53,7 @@ NO_EXPIRY = 2**40 - 1
 DAY = 86_400
 WRAPPED_KEY = b"\x01" + bytes(range(1, 81))  # an HPKE-sized (81-byte) wrapped key
 
-PERMIT_TYPES = {
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
+PERMIT_TYPES = eip712_types("Permit")
 
 
 @dataclass(frozen=True)
@@ -303,16 +297,7 @@ def measure() -> list[Row]:
         add(patient, supersedes=first),
         Floor(new=4, updated=3),
     )
-    add_fields = (
-        ("patient", "address"),
-        ("cidDigest", "bytes32"),
-        ("cidCodec", "uint16"),
-        ("contentHash", "bytes32"),
-        ("category", "uint8"),
-        ("supersedes", "uint256"),
-        ("nonce", "uint256"),
-        ("deadline", "uint256"),
-    )
+    add_fields = [(f["name"], f["type"]) for f in EIP712_TYPES["AddRecord"]]
     message = {
         "patient": str(signer.address),
         "cidDigest": _sha("signed"),
@@ -327,7 +312,7 @@ def measure() -> list[Row]:
         signer,
         "MedRecord RecordRegistry",
         records,
-        {"AddRecord": [{"name": n, "type": t} for n, t in add_fields]},
+        eip712_types("AddRecord"),
         message,
     ).signature
     bench.add(

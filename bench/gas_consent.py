@@ -20,6 +20,8 @@ from ape import accounts, chain, networks, project
 from ape.logging import logger
 from eth_account import Account
 
+from medrecord_sdk.chain import eip712_types
+
 MNEMONIC = "test test test test test test test test test test test junk"
 LABS, TREAT, READ, WRITE = 0b110000, 0b11, 1, 2
 DAY = 86_400
@@ -32,26 +34,8 @@ TARGETS = {
     "grantBySig, new pair (first)": 80_000,
 }
 
-GRANT_TYPES = {
-    "Grant": [
-        {"name": "patient", "type": "address"},
-        {"name": "grantee", "type": "address"},
-        {"name": "categories", "type": "uint64"},
-        {"name": "purposes", "type": "uint32"},
-        {"name": "actions", "type": "uint8"},
-        {"name": "expiry", "type": "uint40"},
-        {"name": "nonce", "type": "uint64"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
-REVOKE_TYPES = {
-    "Revoke": [
-        {"name": "patient", "type": "address"},
-        {"name": "grantee", "type": "address"},
-        {"name": "nonce", "type": "uint64"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
+GRANT_TYPES = eip712_types("Grant")
+REVOKE_TYPES = eip712_types("Revoke")
 
 
 def _signer(index: int) -> Any:

@@ -31,6 +31,8 @@ import time
 from ape import accounts, chain, networks, project
 from ape.logging import logger
 
+from medrecord_sdk.chain import eip712_types
+
 PATIENTS = 100
 REWARD = 10**18
 HRESCH = 4
@@ -57,15 +59,7 @@ def _sign_permit(token, owner, spender, value, deadline):
             "chainId": chain.chain_id,
             "verifyingContract": str(token.address),
         },
-        {
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ]
-        },
+        eip712_types("Permit"),
         {
             "owner": str(owner.address),
             "spender": str(spender),

@@ -26,6 +26,8 @@ from ape import accounts, chain, networks, project
 from ape.logging import logger
 from eth_account import Account
 
+from medrecord_sdk.chain import EIP712_TYPES, eip712_types
+
 RAW, DAG_PB = 0x55, 0x70
 READ, WRITE = 1, 2
 LABORATORY, IMAGING = 4, 6
@@ -34,16 +36,7 @@ NO_EXPIRY = 2**40 - 1
 MNEMONIC = "test test test test test test test test test test test junk"
 # HPKE: a version byte, the 32-byte encapsulated key, the 32-byte data key and a 16-byte tag.
 WRAPPED_KEY_LENGTH = 81
-ADD_RECORD_FIELDS = (
-    ("patient", "address"),
-    ("cidDigest", "bytes32"),
-    ("cidCodec", "uint16"),
-    ("contentHash", "bytes32"),
-    ("category", "uint8"),
-    ("supersedes", "uint256"),
-    ("nonce", "uint256"),
-    ("deadline", "uint256"),
-)
+ADD_RECORD_FIELDS = [(f["name"], f["type"]) for f in EIP712_TYPES["AddRecord"]]
 
 Row = tuple[str, int, int | None]
 
@@ -111,7 +104,7 @@ def measure() -> list[Row]:
         "chainId": chain.chain_id,
         "verifyingContract": str(registry.address),
     }
-    types = {"AddRecord": [{"name": n, "type": t} for n, t in ADD_RECORD_FIELDS]}
+    types = eip712_types("AddRecord")
     signature = signer.sign_typed_data(domain, types, message).signature
     args = [message[n] for n, _ in ADD_RECORD_FIELDS if n != "nonce"]
     row(

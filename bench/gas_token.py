@@ -12,6 +12,8 @@ import argparse
 
 from ape import accounts, chain, networks, project
 
+from medrecord_sdk.chain import eip712_types
+
 UNIT = 10**18
 
 
@@ -46,18 +48,7 @@ def measure() -> list[tuple[str, int, int]]:
             "chainId": chain.chain_id,
             "verifyingContract": str(ours.address),
         },
-        {
-            "Permit": [
-                {"name": n, "type": t}
-                for n, t in (
-                    ("owner", "address"),
-                    ("spender", "address"),
-                    ("value", "uint256"),
-                    ("nonce", "uint256"),
-                    ("deadline", "uint256"),
-                )
-            ]
-        },
+        eip712_types("Permit"),
         {
             "owner": alice.address,
             "spender": carol.address,

@@ -26,10 +26,12 @@ from ._escrow import EnrollmentStatus, Study, StudyEscrow
 from ._records import KeyShare, Record, RecordRegistry, RecordStatus, SignedAddRecord
 from ._token import DataShareToken, PermitSignature
 from ._tx import Signer, TxResult
+from ._typed_data import EIP712_TYPES, eip712_types
 
 __all__ = [
     "DEPLOY_PLAN",
     "DEVNET_MNEMONIC",
+    "EIP712_TYPES",
     "NO_EXPIRY",
     "Artifact",
     "AuditPage",
@@ -64,6 +66,7 @@ __all__ = [
     "decode_revert",
     "deploy_contracts",
     "devnet_accounts",
+    "eip712_types",
     "involves",
     "load_artifact",
     "revert_to",

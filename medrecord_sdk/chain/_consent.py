@@ -11,29 +11,13 @@ from eth_account.signers.local import LocalAccount
 from ..vocabulary import Action, Category, Purpose
 from ._base import ContractWrapper
 from ._tx import Signer, TxResult
+from ._typed_data import eip712_types
 
 __all__ = ["NO_EXPIRY", "Consent", "ConsentRegistry", "SignedGrant", "SignedRevoke"]
 
 NO_EXPIRY = 2**40 - 1
 _DOMAIN_NAME = "MedRecord ConsentRegistry"
 _DOMAIN_VERSION = "1"
-
-_GRANT_TYPE = [
-    {"name": "patient", "type": "address"},
-    {"name": "grantee", "type": "address"},
-    {"name": "categories", "type": "uint64"},
-    {"name": "purposes", "type": "uint32"},
-    {"name": "actions", "type": "uint8"},
-    {"name": "expiry", "type": "uint40"},
-    {"name": "nonce", "type": "uint64"},
-    {"name": "deadline", "type": "uint256"},
-]
-_REVOKE_TYPE = [
-    {"name": "patient", "type": "address"},
-    {"name": "grantee", "type": "address"},
-    {"name": "nonce", "type": "uint64"},
-    {"name": "deadline", "type": "uint256"},
-]
 
 
 @dataclass(frozen=True)
@@ -199,7 +183,7 @@ class ConsentRegistry(ContractWrapper):
             "nonce": self.nonce_of(patient.address, grantee),
             "deadline": deadline,
         }
-        signed = patient.sign_typed_data(self._domain(), {"Grant": _GRANT_TYPE}, message)
+        signed = patient.sign_typed_data(self._domain(), eip712_types("Grant"), message)
         return SignedGrant(
             str(patient.address),
             grantee,
@@ -218,7 +202,7 @@ class ConsentRegistry(ContractWrapper):
             "nonce": self.nonce_of(patient.address, grantee),
             "deadline": deadline,
         }
-        signed = patient.sign_typed_data(self._domain(), {"Revoke": _REVOKE_TYPE}, message)
+        signed = patient.sign_typed_data(self._domain(), eip712_types("Revoke"), message)
         return SignedRevoke(str(patient.address), grantee, deadline, bytes(signed.signature))
 
     def grant_by_sig(self, grant: SignedGrant, *, signer: Signer | None = None) -> TxResult:

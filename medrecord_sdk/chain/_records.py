@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from ..vocabulary import Category, Purpose
 from ._base import ContractWrapper
 from ._tx import Signer, TxResult
+from ._typed_data import eip712_types
 
 __all__ = ["KeyShare", "Record", "RecordRegistry", "RecordStatus", "SignedAddRecord"]
 
@@ -79,18 +80,6 @@ class SignedAddRecord:
     supersedes: int
     deadline: int
     signature: bytes
-
-
-_ADD_RECORD_TYPE = [
-    {"name": "patient", "type": "address"},
-    {"name": "cidDigest", "type": "bytes32"},
-    {"name": "cidCodec", "type": "uint16"},
-    {"name": "contentHash", "type": "bytes32"},
-    {"name": "category", "type": "uint8"},
-    {"name": "supersedes", "type": "uint256"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "deadline", "type": "uint256"},
-]
 
 
 class RecordRegistry(ContractWrapper):
@@ -167,7 +156,7 @@ class RecordRegistry(ContractWrapper):
             "nonce": self.nonces(patient.address),
             "deadline": deadline,
         }
-        signed = patient.sign_typed_data(domain, {"AddRecord": _ADD_RECORD_TYPE}, message)
+        signed = patient.sign_typed_data(domain, eip712_types("AddRecord"), message)
         return SignedAddRecord(
             str(patient.address),
             cid_digest,

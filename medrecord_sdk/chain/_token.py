@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 
 from ._base import ContractWrapper
 from ._tx import Signer, TxResult
+from ._typed_data import eip712_types
 
 __all__ = ["DataShareToken", "PermitSignature"]
 
@@ -80,15 +81,7 @@ class DataShareToken(ContractWrapper):
             "chainId": self.w3.eth.chain_id,
             "verifyingContract": self.address,
         }
-        types = {
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ]
-        }
+        types = eip712_types("Permit")
         message = {
             "owner": owner.address,
             "spender": spender,
