@@ -96,6 +96,10 @@ def encode_file_node(links: list[_Link]) -> tuple[bytes, int]:
     return b"".join(out), filesize
 
 
+def _join_parts(sink: BlockSink, cid: CID, parts: list[Buffer], size: int) -> None:
+    sink(cid, parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts))
+
+
 class DagBuilder:
     """Build the balanced UnixFS DAG of a byte stream, block by block.
 
@@ -110,7 +114,9 @@ class DagBuilder:
     ) -> None:
         if sink is not None and parts_sink is not None:
             raise ValueError("DagBuilder takes a sink or a parts_sink, not both")
-        self._sink = sink
+        if sink is not None:
+            # One delivery path below: a bytes sink is a parts sink that joins the parts.
+            parts_sink = functools.partial(_join_parts, sink)
         self._parts_sink = parts_sink
         self._pending: list[Buffer] = []  # the partial chunk, at most a few parts
         self._pending_size = 0
@@ -199,8 +205,6 @@ class DagBuilder:
         cid = CID(RAW, digest.digest())
         if self._parts_sink is not None:
             self._parts_sink(cid, parts, size)
-        elif self._sink is not None:
-            self._sink(cid, b"".join(parts))
         self._chunks += 1
         self._push(0, _Link(cid, size, size))
 
@@ -209,8 +213,6 @@ class DagBuilder:
         cid = CID(DAG_PB, hashlib.sha256(block).digest())
         if self._parts_sink is not None:
             self._parts_sink(cid, [block], len(block))
-        elif self._sink is not None:
-            self._sink(cid, block)
         return _Link(cid, len(block) + sum(link.tsize for link in links), filesize)
 
     def _push(self, level: int, link: _Link) -> None:
