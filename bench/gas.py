@@ -328,15 +328,15 @@ def measure() -> list[Row]:
         for x in records.recordsOf(patient, 0, 100)
         if x.category == LABORATORY and x.status == 1
     ]
-    # Header read, then isPermitted in ConsentRegistry (a cold call and its consent slot).
+    # Header read, then mayUse in ConsentRegistry (a cold call and its consent slot).
     share_floor = Floor(reads=2, calls=1)
     bench.add(
         r,
         "shareKey (patient to a READ grantee)",
-        records.shareKey(labs[0], researcher, TREAT, WRAPPED_KEY, sender=patient),
+        records.shareKey(labs[0], researcher, WRAPPED_KEY, sender=patient),
         share_floor,
     )
-    batch = [(labs[0], researcher, TREAT, WRAPPED_KEY) for _ in range(10)]
+    batch = [(labs[0], researcher, WRAPPED_KEY) for _ in range(10)]
     receipt = records.shareKeys(batch, sender=patient)
     bench.rows.append(
         Row(
@@ -349,7 +349,6 @@ def measure() -> list[Row]:
     share_fields = (
         ("recordId", "uint256"),
         ("grantee", "address"),
-        ("purpose", "uint8"),
         ("wrappedKey", "bytes"),
         ("nonce", "uint256"),
         ("deadline", "uint256"),
@@ -359,7 +358,6 @@ def measure() -> list[Row]:
     message = {
         "recordId": signer_record,
         "grantee": str(researcher.address),
-        "purpose": TREAT,
         "wrappedKey": WRAPPED_KEY,
         "nonce": records.nonces(signer),
         "deadline": deadline,
@@ -375,7 +373,7 @@ def measure() -> list[Row]:
         r,
         "shareKeyBySig (relayed)",
         records.shareKeyBySig(
-            signer_record, researcher, TREAT, WRAPPED_KEY, deadline, sig, sender=relayer
+            signer_record, researcher, WRAPPED_KEY, deadline, sig, sender=relayer
         ),
         Floor(reads=3, calls=1, updated=1, signatures=1),
     )

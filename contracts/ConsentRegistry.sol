@@ -132,6 +132,21 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     }
 
     /// @inheritdoc IConsentRegistry
+    function mayUse(address patient, address grantee, uint64 categories, uint8 actions)
+        external
+        view
+        returns (bool)
+    {
+        if (categories == 0 || actions == 0) return false;
+        if (patient == grantee) return true;
+        uint256 word = _consentWord(patient, grantee);
+        // grant refuses an empty purpose mask and revoke clears it with the rest: the purposes
+        // test keeps "some purpose" explicit rather than implied by the expiry.
+        return uint40(word >> 104) > block.timestamp && uint64(word) & categories == categories
+            && uint32(word >> 64) != 0 && uint8(word >> 96) & actions == actions;
+    }
+
+    /// @inheritdoc IConsentRegistry
     function permittedAllBitmap(
         address[] calldata patients,
         address grantee,
@@ -322,17 +337,22 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     {
         if (categories == 0 || purposes == 0 || actions == 0) return false;
         if (patient == grantee) return true;
-        // The packed Consent word in one SLOAD, its fields read by shifts (layout: categories
-        // bits 0-63, purposes 64-95, actions 96-103, expiry 104-143): every access question of
-        // RecordRegistry and StudyEscrow comes through here, and a memory copy of the struct
-        // costs more than the rest of the check.
+        uint256 word = _consentWord(patient, grantee);
+        return uint40(word >> 104) > block.timestamp && uint64(word) & categories == categories
+            && uint32(word >> 64) & purposes == purposes && uint8(word >> 96) & actions == actions;
+    }
+
+    /**
+     * @dev The packed Consent word of the pair in one SLOAD, read by shifts (layout: categories
+     * bits 0-63, purposes 64-95, actions 96-103, expiry 104-143): every access question of
+     * RecordRegistry and StudyEscrow comes through here, and a memory copy of the struct costs
+     * more than the rest of the check.
+     */
+    function _consentWord(address patient, address grantee) private view returns (uint256 word) {
         Consent storage stored = _consents[patient][grantee];
-        uint256 word;
         assembly ("memory-safe") {
             word := sload(stored.slot)
         }
-        return uint40(word >> 104) > block.timestamp && uint64(word) & categories == categories
-            && uint32(word >> 64) & purposes == purposes && uint8(word >> 96) & actions == actions;
     }
 
     function _checkActor(address patient) private view {

@@ -38,31 +38,30 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     using ConsentQuery for IConsentRegistry;
 
     /// @notice CID codec of a file of one block.
-    uint16 public constant CODEC_RAW = 0x55;
+    uint16 private constant _CODEC_RAW = 0x55;
 
     /// @notice CID codec of a UnixFS file of several blocks.
-    uint16 public constant CODEC_DAG_PB = 0x70;
+    uint16 private constant _CODEC_DAG_PB = 0x70;
 
     /// @notice The longest wrapped key accepted: HPKE is 81 bytes, a MetaMask JSON envelope about 200.
-    uint256 public constant MAX_WRAPPED_KEY_LENGTH = 512;
+    uint256 private constant _MAX_WRAPPED_KEY_LENGTH = 512;
 
     /// @notice The most key releases one {shareKeys} call takes.
     uint256 public constant MAX_BATCH_SIZE = 64;
 
     /// @notice EIP-712 type of a signed {addRecordBySig}.
-    bytes32 public constant ADD_RECORD_TYPEHASH = keccak256(
+    bytes32 private constant _ADD_RECORD_TYPEHASH = keccak256(
         "AddRecord(address patient,bytes32 cidDigest,uint16 cidCodec,bytes32 contentHash,uint8 category,uint256 supersedes,uint256 nonce,uint256 deadline)"
     );
 
     /// @notice EIP-712 type of a signed {shareKeyBySig}.
-    bytes32 public constant SHARE_KEY_TYPEHASH = keccak256(
-        "ShareKey(uint256 recordId,address grantee,uint8 purpose,bytes wrappedKey,uint256 nonce,uint256 deadline)"
+    bytes32 private constant _SHARE_KEY_TYPEHASH = keccak256(
+        "ShareKey(uint256 recordId,address grantee,bytes wrappedKey,uint256 nonce,uint256 deadline)"
     );
 
     uint8 private constant _READ = 1;
     uint8 private constant _WRITE = 2;
     uint8 private constant _MAX_CATEGORY = 63;
-    uint8 private constant _MAX_PURPOSE = 31;
 
     /// @dev Slot 0 of a record: everything the rules read, in one SLOAD.
     struct Header {
@@ -129,7 +128,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         _checkDeadline(deadline);
         bytes32 structHash = keccak256(
             abi.encode(
-                ADD_RECORD_TYPEHASH,
+                _ADD_RECORD_TYPEHASH,
                 patient,
                 cidDigest,
                 cidCodec,
@@ -170,8 +169,8 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     // ------------------------------------------------------------------ key release
 
     /// @inheritdoc IRecordRegistry
-    function shareKey(uint256 recordId, address grantee, uint8 purpose, bytes calldata wrappedKey) external {
-        bytes memory failure = _shareKey(msg.sender, recordId, grantee, purpose, wrappedKey);
+    function shareKey(uint256 recordId, address grantee, bytes calldata wrappedKey) external {
+        bytes memory failure = _shareKey(msg.sender, recordId, grantee, wrappedKey);
         if (failure.length != 0) _revertWith(failure);
     }
 
@@ -182,7 +181,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         for (uint256 i; i < size; ++i) {
             KeyShare calldata share = shares[i];
             bytes memory failure =
-                _shareKey(msg.sender, share.recordId, share.grantee, share.purpose, share.wrappedKey);
+                _shareKey(msg.sender, share.recordId, share.grantee, share.wrappedKey);
             if (failure.length != 0) revert RecordRegistryShareRejected(i, failure);
         }
     }
@@ -191,7 +190,6 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     function shareKeyBySig(
         uint256 recordId,
         address grantee,
-        uint8 purpose,
         bytes calldata wrappedKey,
         uint256 deadline,
         bytes calldata signature
@@ -200,17 +198,16 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         address patient = _existingHeader(recordId).patient;
         bytes32 structHash = keccak256(
             abi.encode(
-                SHARE_KEY_TYPEHASH,
+                _SHARE_KEY_TYPEHASH,
                 recordId,
                 grantee,
-                purpose,
                 keccak256(wrappedKey),
                 _useNonce(patient),
                 deadline
             )
         );
         _checkSignature(patient, structHash, signature);
-        bytes memory failure = _shareKey(patient, recordId, grantee, purpose, wrappedKey);
+        bytes memory failure = _shareKey(patient, recordId, grantee, wrappedKey);
         if (failure.length != 0) _revertWith(failure);
     }
 
@@ -268,7 +265,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         uint256 supersedes
     ) private returns (uint256 recordId) {
         if (category > _MAX_CATEGORY) revert RecordRegistryInvalidCategory(category);
-        if (cidCodec != CODEC_RAW && cidCodec != CODEC_DAG_PB) revert RecordRegistryInvalidCodec(cidCodec);
+        if (cidCodec != _CODEC_RAW && cidCodec != _CODEC_DAG_PB) revert RecordRegistryInvalidCodec(cidCodec);
         if (cidDigest == bytes32(0) || contentHash == bytes32(0)) revert RecordRegistryZeroHash();
         if (supersedes != 0) {
             Header storage previous = _existingHeader(supersedes);
@@ -357,7 +354,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
      * @dev Checks and emits one key release. Returns the ABI-encoded error on failure, and nothing
      * on success, so a batch can report the failing index with the reason, all or nothing.
      */
-    function _shareKey(address sharer, uint256 recordId, address grantee, uint8 purpose, bytes calldata wrappedKey)
+    function _shareKey(address sharer, uint256 recordId, address grantee, bytes calldata wrappedKey)
         private
         returns (bytes memory failure)
     {
@@ -378,26 +375,24 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
             return abi.encodeWithSelector(RecordRegistryInvalidStatus.selector, recordId, RecordStatus(status));
         }
         uint256 length = wrappedKey.length;
-        if (length == 0 || length > MAX_WRAPPED_KEY_LENGTH) {
+        if (length == 0 || length > _MAX_WRAPPED_KEY_LENGTH) {
             return abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, length);
         }
-        if (purpose > _MAX_PURPOSE) return abi.encodeWithSelector(RecordRegistryInvalidPurpose.selector, purpose);
-        if (!_mayShare(patient, category, recordId, sharer, grantee, purpose)) {
-            return abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, sharer, grantee, purpose);
+        if (!_mayShare(patient, category, recordId, sharer, grantee)) {
+            return abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, sharer, grantee);
         }
-        // emit KeyShared(recordId, patient, grantee, sharer, purpose, wrappedKey), encoded by hand: the
+        // emit KeyShared(recordId, patient, grantee, sharer, wrappedKey), encoded by hand: the
         // ABI encoding the compiler emits for a calldata `bytes` costs about as much again.
         bytes32 topic = KeyShared.selector;
         assembly ("memory-safe") {
             let m := mload(0x40)
             mstore(m, sharer)
-            mstore(add(m, 0x20), purpose)
-            mstore(add(m, 0x40), 0x60)
-            mstore(add(m, 0x60), length)
+            mstore(add(m, 0x20), 0x40)
+            mstore(add(m, 0x40), length)
             let padded := and(add(length, 0x1f), not(0x1f))
-            mstore(add(add(m, 0x60), padded), 0) // zero the last word's padding
-            calldatacopy(add(m, 0x80), wrappedKey.offset, length)
-            log4(m, add(0x80, padded), topic, recordId, patient, grantee)
+            mstore(add(add(m, 0x40), padded), 0) // zero the last word's padding
+            calldatacopy(add(m, 0x60), wrappedKey.offset, length)
+            log4(m, add(0x60, padded), topic, recordId, patient, grantee)
         }
     }
 
@@ -406,13 +401,12 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         uint8 category,
         uint256 recordId,
         address sharer,
-        address grantee,
-        uint8 purpose
+        address grantee
     ) private view returns (bool) {
         if (sharer == patient || _consent.canActFor(patient, sharer)) {
             // isPermitted is true for the patient; the shortcut saves the call.
             if (grantee == patient) return true;
-            if (_consent.permitsAll(patient, grantee, uint64(1) << category, uint32(1) << purpose, _READ)) {
+            if (_consent.permitsUse(patient, grantee, uint64(1) << category, _READ)) {
                 return true;
             }
         }
@@ -424,18 +418,13 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
 
     /**
      * @dev The caller may add a record of `category` for `patient`: the patient, a grantee with an
-     * unexpired WRITE consent for the category (any purpose), or a guardian. ConsentRegistry has
-     * no "any purpose" question, so the consent is read and checked here with its documented rule
-     * (active while `block.timestamp < expiry`); a grant always carries at least one purpose.
+     * unexpired WRITE consent for the category (any purpose), or a guardian. A category out of
+     * range makes an empty mask, which no consent covers; _addRecord then names the category.
      */
     function _checkAuthor(address patient, uint8 category) private view {
         if (msg.sender == patient) return;
-        if (category <= _MAX_CATEGORY) {
-            IConsentRegistry.Consent memory consent = _consent.consentOf(patient, msg.sender);
-            if (
-                consent.expiry > block.timestamp && consent.actions & _WRITE != 0
-                    && (consent.categories >> category) & 1 != 0
-            ) return;
+        if (category <= _MAX_CATEGORY && _consent.permitsUse(patient, msg.sender, uint64(1) << category, _WRITE)) {
+            return;
         }
         if (_consent.canActFor(patient, msg.sender)) return;
         revert RecordRegistryUnauthorizedAuthor(msg.sender, patient, category);

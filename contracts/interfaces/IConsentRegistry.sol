@@ -171,6 +171,20 @@ interface IConsentRegistry {
         returns (bool);
 
     /**
+     * @notice Whether an active consent covers every bit of `categories` and of `actions`, for
+     * whatever purposes it names (a live grant always names at least one).
+     * @dev The record registry's question: writing a record of a category, or receiving its
+     * key, takes the category and the action; the purpose binds the grantee off chain. True for
+     * the patient on their own data; false for an empty mask; never reverts. Its selector is the
+     * lowest of this contract's (the dispatcher tests selectors in ascending order), because
+     * every key release asks it.
+     */
+    function mayUse(address patient, address grantee, uint64 categories, uint8 actions)
+        external
+        view
+        returns (bool);
+
+    /**
      * @notice {isPermittedAll} for many patients and one grantee, in one call: bit `i % 256` of
      * `bitmap[i / 256]` is set iff `isPermittedAll(patients[i], grantee, categories, purposes,
      * actions)` would answer true at this block.

@@ -14,7 +14,7 @@ pragma solidity ^0.8.24;
  *   consent for the record's category (any purpose); or anyone relaying the patient's signature;
  * - supersede (amend) a record: whoever may add a record of that category for that patient;
  * - release a record's key: the patient or a guardian, toward the patient or toward a grantee the
- *   patient permits to READ the record's category for the stated purpose; the author, toward the
+ *   patient permits to READ the record's category (any purpose); the author, toward the
  *   patient and toward itself;
  * - retract or erase: the patient or a guardian.
  *
@@ -69,7 +69,6 @@ interface IRecordRegistry {
     struct KeyShare {
         uint256 recordId;
         address grantee;
-        uint8 purpose;
         bytes wrappedKey;
     }
 
@@ -97,8 +96,8 @@ interface IRecordRegistry {
     event RecordErased(uint256 indexed recordId, address indexed patient, address indexed actor);
 
     /**
-     * @notice `sharer` released the data key of record `recordId` of `patient` to `grantee` for
-     * `purpose`: `wrappedKey` is the key wrapped by the sharer for the X25519 key `grantee`
+     * @notice `sharer` released the data key of record `recordId` of `patient` to `grantee`:
+     * `wrappedKey` is the key wrapped by the sharer for the X25519 key `grantee`
      * publishes in the ConsentRegistry. The contract does not read that key: it could not check
      * the wrapping anyway, and the read costs a cold slot on every release. The grantee's SDK
      * finds which of its keys opens the release (HPKE binds the recipient key).
@@ -108,7 +107,6 @@ interface IRecordRegistry {
         address indexed patient,
         address indexed grantee,
         address sharer,
-        uint8 purpose,
         bytes wrappedKey
     );
 
@@ -144,11 +142,8 @@ interface IRecordRegistry {
     /// @notice The CID digest or the content hash is zero.
     error RecordRegistryZeroHash();
 
-    /// @notice `purpose` is not a bit index of the `uint32` purpose mask (0-31).
-    error RecordRegistryInvalidPurpose(uint8 purpose);
-
-    /// @notice `sharer` may not release the key of record `recordId` to `grantee` for `purpose`.
-    error RecordRegistryUnauthorizedShare(uint256 recordId, address sharer, address grantee, uint8 purpose);
+    /// @notice `sharer` may not release the key of record `recordId` to `grantee`.
+    error RecordRegistryUnauthorizedShare(uint256 recordId, address sharer, address grantee);
 
     /// @notice A wrapped key is empty or longer than `MAX_WRAPPED_KEY_LENGTH` bytes.
     error RecordRegistryInvalidWrappedKey(uint256 length);
@@ -233,15 +228,15 @@ interface IRecordRegistry {
      * @notice Releases the data key of `recordId` to `grantee`, wrapped (off-chain) for the
      * grantee's X25519 key published in the ConsentRegistry. Emits {KeyShared}.
      * @dev Allowed for the patient or a guardian toward the patient or toward a grantee for
-     * which `isPermitted(patient, grantee, category, purpose, READ)` holds now; for the record's
-     * author toward the patient and toward itself. The record must be Active or Amended.
-     * `purpose` (0-31) is what the access is for
-     * and is logged. Threat model: the contract cannot check what `wrappedKey` contains; it
+     * which the ConsentRegistry's `mayUse(patient, grantee, 1 << category, READ)`
+     * holds now (a READ consent for the record's category, whatever its purposes: the purpose is
+     * the grantee's to respect, the key is the same for all); for the record's author toward the
+     * patient and toward itself. The record must be Active or Amended. Threat model: the contract cannot check what `wrappedKey` contains; it
      * guarantees that no one but these actors publishes a key release for a record, and only
      * to a grantee the patient consented to at that moment (a later revoke does not unsend it).
      * @param wrappedKey 1 to `MAX_WRAPPED_KEY_LENGTH` bytes (HPKE or MetaMask envelope).
      */
-    function shareKey(uint256 recordId, address grantee, uint8 purpose, bytes calldata wrappedKey) external;
+    function shareKey(uint256 recordId, address grantee, bytes calldata wrappedKey) external;
 
     /**
      * @notice {shareKey} for up to `MAX_BATCH_SIZE` releases, all or nothing.
@@ -259,7 +254,6 @@ interface IRecordRegistry {
     function shareKeyBySig(
         uint256 recordId,
         address grantee,
-        uint8 purpose,
         bytes calldata wrappedKey,
         uint256 deadline,
         bytes calldata signature

@@ -306,26 +306,19 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
 @record.command("share")
 @click.argument("record_id", type=int)
 @click.argument("grantee", type=ADDRESS)
-@click.option(
-    "--purpose",
-    type=PURPOSE,
-    default="TREAT",
-    show_default=True,
-    help="Purpose the grantee's consent must cover.",
-)
 @pass_state
-def record_share(state: CliState, record_id: int, grantee: str, purpose: Purpose) -> None:
+def record_share(state: CliState, record_id: int, grantee: str) -> None:
     """Release a record's key to GRANTEE.
 
-    GRANTEE needs your active READ consent for the record's category and purpose, and a
-    published encryption key (`medrecord keys register`).
+    GRANTEE needs your active READ consent for the record's category (under any purpose: the
+    grantee reads only for the purposes you granted), and a published encryption key
+    (`medrecord keys register`).
     """
-    result = state.patient(need_key=True).share(record_id, grantee, purpose)
+    result = state.patient(need_key=True).share(record_id, grantee)
     emit(
         state,
-        {"record_id": record_id, "grantee": grantee, "purpose": purpose.name, **tx_fields(result)},
-        f"record {record_id} shared with {grantee} for {purpose.name} "
-        f"(tx {result.transaction_hash})",
+        {"record_id": record_id, "grantee": grantee, **tx_fields(result)},
+        f"record {record_id} shared with {grantee} (tx {result.transaction_hash})",
     )
 
 
@@ -437,7 +430,6 @@ def record_shared(state: CliState) -> None:
             "record_id": s.record_id,
             "patient": s.patient,
             "sharer": s.sharer,
-            "purpose": s.purpose.name,
             "block": s.block_number,
         }
         for s in shared
@@ -447,7 +439,7 @@ def record_shared(state: CliState) -> None:
         if not rows:
             console.print(f"no record keys have been released to {state.address}")
             return
-        keys = ("record_id", "patient", "sharer", "purpose", "block")
+        keys = ("record_id", "patient", "sharer", "block")
         console.print(
             table(
                 f"Records shared with {state.address}",

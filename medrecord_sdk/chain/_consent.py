@@ -34,6 +34,16 @@ class Consent:
         """Active while ``now < expiry``, as the contract decides."""
         return self.actions != 0 and now < self.expiry
 
+    def covers_any_purpose(self, category: Category, action: Action, now: int) -> bool:
+        """The registries' question for writing a record or receiving its key (the contract's
+        ``mayUse``): the category and the action, under whatever purposes were granted."""
+        return (
+            self.is_active(now)
+            and bool(self.categories & Category(category).bit)
+            and self.purposes != 0
+            and self.actions & int(action) == int(action)
+        )
+
     def covers(self, category: Category, purpose: Purpose, action: Action, now: int) -> bool:
         return (
             self.is_active(now)
@@ -92,6 +102,11 @@ class ConsentRegistry(ContractWrapper):
     ) -> bool:
         masks = (int(categories), int(purposes), int(actions))
         return bool(self._call("isPermittedAll", patient, grantee, *masks))
+
+    def may_use(self, patient: str, grantee: str, categories: int, actions: int) -> bool:
+        """The contract's ``mayUse``: every category and action asked, under any purpose (the
+        question the record registry asks before a record is written or its key released)."""
+        return bool(self._call("mayUse", patient, grantee, int(categories), int(actions)))
 
     def is_permitted_all_batch(
         self, patients: Sequence[str], grantee: str, categories: int, purposes: int, actions: int

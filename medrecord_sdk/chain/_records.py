@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ..vocabulary import Category, Purpose
+from ..vocabulary import Category
 from ._base import ContractWrapper
 from ._tx import Signer, TxResult
 from ._typed_data import eip712_types
@@ -64,7 +64,6 @@ class KeyShare:
 
     record_id: int
     grantee: str
-    purpose: Purpose
     wrapped_key: bytes
 
 
@@ -189,14 +188,13 @@ class RecordRegistry(ContractWrapper):
             "shareKey",
             share.record_id,
             share.grantee,
-            int(share.purpose),
             share.wrapped_key,
             signer=signer,
         )
 
     def share_keys(self, shares: Sequence[KeyShare], *, signer: Signer | None = None) -> TxResult:
         """Releases several keys in one transaction; all or nothing."""
-        batch = [(s.record_id, s.grantee, int(s.purpose), s.wrapped_key) for s in shares]
+        batch = [(s.record_id, s.grantee, s.wrapped_key) for s in shares]
         return self._send("shareKeys", batch, signer=signer)
 
     def retract_record(self, record_id: int, *, signer: Signer | None = None) -> TxResult:

@@ -113,7 +113,6 @@ class SharedRecord:
     record_id: int
     patient: str
     sharer: str
-    purpose: Purpose
     block_number: int
 
 
@@ -179,16 +178,27 @@ class _Actor:
     # ------------------------------------------------------------ consent helpers
 
     def _require_consent(
-        self, patient: str, grantee: str, category: Category, purpose: Purpose, action: Action
+        self,
+        patient: str,
+        grantee: str,
+        category: Category,
+        purpose: Purpose | None,
+        action: Action,
     ) -> None:
-        """Raises ConsentDenied or ConsentExpired unless an active consent covers the access."""
+        """Raises ConsentDenied or ConsentExpired unless an active consent covers the access;
+        ``purpose=None`` asks the registries' question (any purpose: writing, key release)."""
         if Web3.to_checksum_address(patient) == Web3.to_checksum_address(grantee):
             return
         consent = self.mr.consent.consent_of(patient, grantee)
         now = self.mr.now()
-        if consent.covers(category, purpose, action, now):
-            return
-        what = f"{action.name} of {category.name} for {purpose.name}"
+        if purpose is None:
+            if consent.covers_any_purpose(category, action, now):
+                return
+            what = f"{action.name} of {category.name}"
+        else:
+            if consent.covers(category, purpose, action, now):
+                return
+            what = f"{action.name} of {category.name} for {purpose.name}"
         if consent.actions and not consent.is_active(now):
             raise ConsentExpired(
                 f"the consent of {patient} to {grantee} expired at {consent.expiry}; "
@@ -237,7 +247,6 @@ class _Actor:
             KeyShare(
                 record_id,
                 patient,
-                Purpose.PATRQT,
                 wrap_key(data_key, patient_key, self._binding(record, patient_key)),
             )
         ]
@@ -245,7 +254,7 @@ class _Actor:
             own = self.keypair.public_bytes
             if self.mr.consent.encryption_key_of(self.address) == own:
                 wrapped = wrap_key(data_key, own, self._binding(record, own))
-                shares.append(KeyShare(record_id, self.address, Purpose.TREAT, wrapped))
+                shares.append(KeyShare(record_id, self.address, wrapped))
         release = (
             self.mr.records.share_key(shares[0], signer=self.signer)
             if len(shares) == 1
@@ -309,7 +318,6 @@ class _Actor:
                     int(event["recordId"]),
                     str(event["patient"]),
                     str(event["sharer"]),
-                    Purpose(int(event["purpose"])),
                     event.block_number,
                 )
         return list(seen.values())
@@ -449,22 +457,23 @@ class Patient(_Actor):
 
     # ------------------------------------------------------------ sharing and erasure
 
-    def share(self, record_id: int, grantee: str, purpose: Purpose = Purpose.TREAT) -> TxResult:
+    def share(self, record_id: int, grantee: str) -> TxResult:
         """Releases a record's key to ``grantee``, wrapped for the key the grantee published.
 
-        Refused before anything is sent when the grantee has no active consent covering the
-        record's category for ``purpose`` (ConsentDenied / ConsentExpired) or has published no
-        encryption key (RecipientKeyMissing).
+        Refused before anything is sent when the grantee has no active READ consent for the
+        record's category, under any purpose, the contract's rule (ConsentDenied /
+        ConsentExpired), or has published no encryption key (RecipientKeyMissing). The purposes
+        bind the grantee: its :meth:`read` checks the one it reads for.
         """
         grantee = Web3.to_checksum_address(grantee)
         record = self.mr.records.get_record(record_id)
         if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
             raise RecordUnavailable(f"record {record_id} is {record.status.name.lower()}")
-        self._require_consent(record.patient, grantee, record.category, purpose, Action.READ)
+        self._require_consent(record.patient, grantee, record.category, None, Action.READ)
         public_key = self._public_key_of(grantee)
         data_key = self._data_key(record)
         wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
-        share = KeyShare(record_id, grantee, purpose, wrapped)
+        share = KeyShare(record_id, grantee, wrapped)
         return self.mr.records.share_key(share, signer=self.signer)
 
     def retract(self, record_id: int) -> TxResult:
@@ -511,16 +520,16 @@ class Provider(_Actor):
         category: Category,
         *,
         supersedes: int = 0,
-        purpose: Purpose = Purpose.TREAT,
     ) -> RecordReceipt:
         """Writes a record for ``patient``; its key goes to the patient and to this provider.
 
         The author is a provider holding WRITE consent, or a guardian of the patient. Refused
         before anything is encrypted when the patient has not granted this provider WRITE for
-        ``category`` (ConsentDenied / ConsentExpired) or has no published key.
+        ``category``, under any purpose as the contract asks (ConsentDenied / ConsentExpired),
+        or has no published key.
         """
         if not self.mr.consent.can_act_for(patient, self.address):  # a guardian needs no grant
-            self._require_consent(patient, self.address, Category(category), purpose, Action.WRITE)
+            self._require_consent(patient, self.address, Category(category), None, Action.WRITE)
         return self._add_record(patient, data, category, supersedes, release_to_author=True)
 
     def add_fhir_record_for(

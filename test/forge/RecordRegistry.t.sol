@@ -75,24 +75,34 @@ contract RecordRegistryFuzzTest is Test {
         records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), 4, 0);
     }
 
-    /// Keys go only to the patient or a grantee the patient permits to READ the category.
-    function testFuzz_shareKeyNeedsReadConsent(address grantee, uint8 purpose) public {
+    /// Keys go only to the patient or a grantee the patient permits to READ the category, under
+    /// whatever purpose the grant names.
+    function testFuzz_shareKeyNeedsReadConsent(address grantee, uint8 purpose, uint8 otherCategory) public {
         vm.assume(grantee != PATIENT && grantee != address(0));
         purpose = purpose % 32;
-        vm.prank(grantee);
-        consent.setEncryptionKey(keccak256("x25519"));
+        otherCategory = otherCategory % 64;
+        vm.assume(otherCategory != 4);
         uint256 id = _add(PATIENT, PATIENT, 4, 0);
+        bytes memory refused =
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedShare.selector, id, PATIENT, grantee);
         vm.prank(PATIENT);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IRecordRegistry.RecordRegistryUnauthorizedShare.selector, id, PATIENT, grantee, purpose
-            )
-        );
-        records.shareKey(id, grantee, purpose, hex"01");
+        vm.expectRevert(refused);
+        records.shareKey(id, grantee, hex"01");
+        // WRITE for the category, or READ for another one, is not enough.
+        vm.prank(PATIENT);
+        consent.grant(grantee, 1 << 4, uint32(1) << purpose, 2, uint40(T0 + 1 days));
+        vm.prank(PATIENT);
+        vm.expectRevert(refused);
+        records.shareKey(id, grantee, hex"01");
+        vm.prank(PATIENT);
+        consent.grant(grantee, uint64(1) << otherCategory, uint32(1) << purpose, 3, uint40(T0 + 1 days));
+        vm.prank(PATIENT);
+        vm.expectRevert(refused);
+        records.shareKey(id, grantee, hex"01");
         vm.prank(PATIENT);
         consent.grant(grantee, 1 << 4, uint32(1) << purpose, 1, uint40(T0 + 1 days));
         vm.prank(PATIENT);
-        records.shareKey(id, grantee, purpose, hex"01");
+        records.shareKey(id, grantee, hex"01");
     }
 }
 
@@ -135,7 +145,7 @@ contract RecordRegistryInvariantTest is Test {
         handler.addRecordBySig(3, 3, 0, keccak256("e")); // actor 3's own key: record 4
         handler.addRecordBySig(0, 3, 0, keccak256("f")); // someone else's key: refused
         handler.replay(0); // refused
-        handler.shareKey(0, 2, 1, 0); // patient 0 shares record 2 (seed 2 -> id 3)
+        handler.shareKey(0, 2, 1); // patient 0 shares record 2 (seed 2 -> id 3)
         handler.retract(3, 1); // a stranger: refused
         handler.retract(0, 1); // record 2
         handler.erase(2, 1); // guardian erases record 2

@@ -122,6 +122,22 @@ class Model:
             and actions & action == action
         )
 
+    def may_use(self, patient, grantee, categories, actions, timestamp) -> bool:
+        """mayUse: every category and action bit asked, under any (some) purpose."""
+        if categories == 0 or actions == 0:
+            return False
+        if patient == grantee:
+            return True
+        held_categories, held_purposes, held_actions, expiry = self.consents.get(
+            (patient, grantee), EMPTY
+        )
+        return (
+            timestamp < expiry
+            and held_categories & categories == categories
+            and held_purposes != 0
+            and held_actions & actions == actions
+        )
+
     def permitted_all(self, patient, grantee, categories, purposes, actions, timestamp) -> bool:
         """isPermittedAll: every bit of the three masks; an empty mask is never permitted."""
         if categories == 0 or purposes == 0 or actions == 0:
@@ -503,6 +519,10 @@ class ConsentMachine(RuleBasedStateMachine):
         timestamp = ape.chain.blocks.head.timestamp
         expected = self.model.permitted(patient, grantee, category, purpose, action, timestamp)
         assert self.registry.isPermitted(patient, grantee, category, purpose, action) == expected
+        if category < 64:
+            mask = 1 << category
+            expected = self.model.may_use(patient, grantee, mask, action, timestamp)
+            assert self.registry.mayUse(patient, grantee, mask, action) == expected
 
     @rule(
         picks=st.lists(st.integers(0, 2**16), max_size=6),

@@ -114,7 +114,6 @@ ADD_RECORD_FIELDS = [
 SHARE_KEY_FIELDS = [
     ("recordId", "uint256"),
     ("grantee", "address"),
-    ("purpose", "uint8"),
     ("wrappedKey", "bytes"),
     ("nonce", "uint256"),
     ("deadline", "uint256"),
@@ -126,9 +125,6 @@ SHARE_KEY_FIELDS = [
 
 def test_deployment(registry, consents):
     assert registry.consentRegistry() == consents.address
-    assert registry.CODEC_RAW() == RAW
-    assert registry.CODEC_DAG_PB() == DAG_PB
-    assert registry.MAX_WRAPPED_KEY_LENGTH() == 512
     assert registry.recordCount(ape.accounts.test_accounts[1]) == 0
 
 
@@ -423,29 +419,26 @@ def test_retract_or_erase_of_an_unknown_record(registry, patient):
 
 
 def test_patient_shares_with_a_permitted_grantee(registry, record, patient, researcher):
-    receipt = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+    receipt = registry.shareKey(record, researcher, WRAPPED, sender=patient)
     assert receipt.events == [
         registry.KeyShared(
             recordId=record,
             patient=patient,
             grantee=researcher,
             sharer=patient,
-            purpose=HRESCH,
             wrappedKey=WRAPPED,
         )
     ]
 
 
 def test_guardian_shares_with_a_permitted_grantee(registry, record, guardian, researcher):
-    receipt = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=guardian)
+    receipt = registry.shareKey(record, researcher, WRAPPED, sender=guardian)
     assert receipt.decode_logs(registry.KeyShared)[0].sharer == guardian
 
 
 @pytest.mark.parametrize("actor", ["patient", "guardian"])
 def test_key_release_to_the_patient(request, registry, record, patient, actor):
-    receipt = registry.shareKey(
-        record, patient, TREAT, WRAPPED, sender=request.getfixturevalue(actor)
-    )
+    receipt = registry.shareKey(record, patient, WRAPPED, sender=request.getfixturevalue(actor))
     log = receipt.decode_logs(registry.KeyShared)[0]
     assert (log.patient, log.grantee) == (patient, patient)
 
@@ -453,7 +446,7 @@ def test_key_release_to_the_patient(request, registry, record, patient, actor):
 def test_author_releases_to_the_patient_and_to_itself(registry, add, patient, provider):
     record_id = add(sender=provider)
     for grantee in (patient, provider):
-        receipt = registry.shareKey(record_id, grantee, TREAT, WRAPPED, sender=provider)
+        receipt = registry.shareKey(record_id, grantee, WRAPPED, sender=provider)
         log = receipt.decode_logs(registry.KeyShared)[0]
         assert (log.grantee, log.sharer) == (grantee, provider)
 
@@ -463,12 +456,12 @@ def test_author_may_still_release_to_itself_after_a_revoke(
 ):
     record_id = add(sender=provider)
     consents.revoke(provider, sender=patient)
-    receipt = registry.shareKey(record_id, provider, TREAT, WRAPPED, sender=provider)
+    receipt = registry.shareKey(record_id, provider, WRAPPED, sender=provider)
     assert receipt.decode_logs(registry.KeyShared)[0].grantee == provider
 
 
 def test_key_release_carries_the_patient_as_a_topic(registry, record, patient, researcher):
-    receipt = registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+    receipt = registry.shareKey(record, researcher, WRAPPED, sender=patient)
     (log,) = receipt.logs
     topics = [bytes(t) for t in log["topics"]]
     assert topics[1:] == [
@@ -485,14 +478,13 @@ def test_author_cannot_release_to_others(registry, add, provider, researcher):
         recordId=record_id,
         sharer=provider,
         grantee=researcher,
-        purpose=HRESCH,
     ):
-        registry.shareKey(record_id, researcher, HRESCH, WRAPPED, sender=provider)
+        registry.shareKey(record_id, researcher, WRAPPED, sender=provider)
 
 
 def test_reader_who_is_not_the_author_cannot_release(registry, record, provider):
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, sharer=provider, grantee=provider):
-        registry.shareKey(record, provider, TREAT, WRAPPED, sender=provider)
+        registry.shareKey(record, provider, WRAPPED, sender=provider)
 
 
 def test_sharing_to_an_unpermitted_grantee_is_rejected(
@@ -504,14 +496,24 @@ def test_sharing_to_an_unpermitted_grantee_is_rejected(
         recordId=record,
         sharer=patient,
         grantee=stranger,
-        purpose=TREAT,
     ):
-        registry.shareKey(record, stranger, TREAT, WRAPPED, sender=patient)
+        registry.shareKey(record, stranger, WRAPPED, sender=patient)
 
 
-def test_sharing_for_an_unconsented_purpose_is_rejected(registry, record, patient, researcher):
-    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher, purpose=TREAT):
-        registry.shareKey(record, researcher, TREAT, WRAPPED, sender=patient)
+def test_a_read_consent_under_any_purpose_permits_the_release(
+    registry, consents, record, patient, researcher, stranger
+):
+    # The researcher holds READ for laboratory under HRESCH only: the key goes out (the purpose
+    # binds the grantee, off chain). A WRITE-only consent, or one for another category, does not.
+    registry.shareKey(record, researcher, WRAPPED, sender=patient)
+    consents.setEncryptionKey(key_of(stranger), sender=stranger)
+    expiry = ape.chain.pending_timestamp + DAY
+    consents.grant(stranger, 1 << LABORATORY, 1 << TREAT, WRITE, expiry, sender=patient)
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=stranger):
+        registry.shareKey(record, stranger, WRAPPED, sender=patient)
+    consents.grant(stranger, 1 << IMAGING, 1 << TREAT, READ | WRITE, expiry, sender=patient)
+    with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=stranger):
+        registry.shareKey(record, stranger, WRAPPED, sender=patient)
 
 
 def test_sharing_a_category_the_grantee_may_not_read_is_rejected(
@@ -519,7 +521,7 @@ def test_sharing_a_category_the_grantee_may_not_read_is_rejected(
 ):
     notes = add(category=MENTAL_HEALTH, label="notes")
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, recordId=notes, grantee=researcher):
-        registry.shareKey(notes, researcher, HRESCH, WRAPPED, sender=patient)
+        registry.shareKey(notes, researcher, WRAPPED, sender=patient)
 
 
 def test_sharing_after_the_consent_expired_is_rejected(
@@ -527,18 +529,18 @@ def test_sharing_after_the_consent_expired_is_rejected(
 ):
     ape.chain.pending_timestamp = consents.consentOf(patient, researcher).expiry
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher):
-        registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+        registry.shareKey(record, researcher, WRAPPED, sender=patient)
 
 
 def test_sharing_after_a_revoke_is_rejected(registry, consents, record, patient, researcher):
     consents.revoke(researcher, sender=patient)
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, grantee=researcher):
-        registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+        registry.shareKey(record, researcher, WRAPPED, sender=patient)
 
 
 def test_stranger_cannot_release(registry, record, stranger, researcher):
     with ape.reverts(registry.RecordRegistryUnauthorizedShare, sharer=stranger, grantee=researcher):
-        registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=stranger)
+        registry.shareKey(record, researcher, WRAPPED, sender=stranger)
 
 
 def test_release_does_not_read_the_key_directory(registry, consents, record, patient, stranger):
@@ -547,24 +549,19 @@ def test_release_does_not_read_the_key_directory(registry, consents, record, pat
     assert consents.encryptionKeyOf(stranger) == bytes(32)
     expiry = ape.chain.pending_timestamp + DAY
     consents.grant(stranger, 1 << LABORATORY, 1 << TREAT, READ, expiry, sender=patient)
-    receipt = registry.shareKey(record, stranger, TREAT, WRAPPED, sender=patient)
+    receipt = registry.shareKey(record, stranger, WRAPPED, sender=patient)
     assert receipt.decode_logs(registry.KeyShared)[0].grantee == stranger
 
 
 def test_wrapped_key_length_is_bounded(registry, record, patient):
     for length in (0, 513, 4096):
         with ape.reverts(registry.RecordRegistryInvalidWrappedKey, length=length):
-            registry.shareKey(record, patient, TREAT, b"\x01" * length, sender=patient)
+            registry.shareKey(record, patient, b"\x01" * length, sender=patient)
 
 
 def test_wrapped_key_of_the_maximum_length_is_accepted(registry, record, patient):
-    receipt = registry.shareKey(record, patient, TREAT, b"\x02" * 512, sender=patient)
+    receipt = registry.shareKey(record, patient, b"\x02" * 512, sender=patient)
     assert receipt.decode_logs(registry.KeyShared)[0].wrappedKey == b"\x02" * 512
-
-
-def test_purpose_beyond_the_mask_is_rejected(registry, record, patient):
-    with ape.reverts(registry.RecordRegistryInvalidPurpose, purpose=32):
-        registry.shareKey(record, patient, 32, WRAPPED, sender=patient)
 
 
 @pytest.mark.parametrize(
@@ -576,17 +573,17 @@ def test_no_key_release_for_withdrawn_records(
     getattr(registry, action)(record, sender=patient)
     for grantee in (patient, researcher):
         with ape.reverts(registry.RecordRegistryInvalidStatus, recordId=record, status=status):
-            registry.shareKey(record, grantee, HRESCH, WRAPPED, sender=patient)
+            registry.shareKey(record, grantee, WRAPPED, sender=patient)
 
 
 def test_amended_versions_stay_shareable(registry, add, record, patient, researcher):
     add(supersedes=record, label="v2")
-    registry.shareKey(record, researcher, HRESCH, WRAPPED, sender=patient)
+    registry.shareKey(record, researcher, WRAPPED, sender=patient)
 
 
 def test_sharing_an_unknown_record_is_rejected(registry, patient):
     with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=9):
-        registry.shareKey(9, patient, TREAT, WRAPPED, sender=patient)
+        registry.shareKey(9, patient, WRAPPED, sender=patient)
 
 
 # ---------------------------------------------------------------------------- shareKeys
@@ -595,9 +592,9 @@ def test_sharing_an_unknown_record_is_rejected(registry, patient):
 def test_batch_releases_every_key_in_order(registry, add, record, patient, researcher):
     second = add(label="second")
     shares = [
-        (record, researcher, HRESCH, WRAPPED),
-        (second, researcher, HRESCH, WRAPPED + b"\x02"),
-        (second, patient, TREAT, WRAPPED + b"\x03"),
+        (record, researcher, WRAPPED),
+        (second, researcher, WRAPPED + b"\x02"),
+        (second, patient, WRAPPED + b"\x03"),
     ]
     receipt = registry.shareKeys(shares, sender=patient)
     logs = receipt.decode_logs(registry.KeyShared)
@@ -613,15 +610,15 @@ def test_batch_is_all_or_nothing_and_names_the_failing_index(
 ):
     consents.setEncryptionKey(key_of(stranger), sender=stranger)
     shares = [
-        (record, researcher, HRESCH, WRAPPED),
-        (record, patient, TREAT, WRAPPED),
-        (record, stranger, HRESCH, WRAPPED),
-        (record, researcher, HRESCH, WRAPPED),
+        (record, researcher, WRAPPED),
+        (record, patient, WRAPPED),
+        (record, stranger, WRAPPED),
+        (record, researcher, WRAPPED),
     ]
     reason = error_data(
-        "RecordRegistryUnauthorizedShare(uint256,address,address,uint8)",
-        ["uint256", "address", "address", "uint8"],
-        [record, str(patient.address), str(stranger.address), HRESCH],
+        "RecordRegistryUnauthorizedShare(uint256,address,address)",
+        ["uint256", "address", "address"],
+        [record, str(patient.address), str(stranger.address)],
     )
     with ape.reverts(registry.RecordRegistryShareRejected, index=2, reason=reason):
         registry.shareKeys(shares, sender=patient)
@@ -631,7 +628,7 @@ def test_batch_reports_an_unknown_record_with_its_index(registry, record, patien
     reason = error_data("RecordRegistryNonexistentRecord(uint256)", ["uint256"], [record + 1])
     with ape.reverts(registry.RecordRegistryShareRejected, index=1, reason=reason):
         registry.shareKeys(
-            [(record, patient, TREAT, WRAPPED), (record + 1, patient, TREAT, WRAPPED)],
+            [(record, patient, WRAPPED), (record + 1, patient, WRAPPED)],
             sender=patient,
         )
 
@@ -639,7 +636,7 @@ def test_batch_reports_an_unknown_record_with_its_index(registry, record, patien
 def test_batch_size_is_bounded(registry, record, patient):
     for size in (0, 65):
         with ape.reverts(registry.RecordRegistryInvalidBatchSize, size=size):
-            registry.shareKeys([(record, patient, TREAT, WRAPPED)] * size, sender=patient)
+            registry.shareKeys([(record, patient, WRAPPED)] * size, sender=patient)
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -723,11 +720,10 @@ def test_signed_add_follows_the_record_rules(registry, sign, add, patient, resea
         registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
 
 
-def _share_message(registry, patient, record, grantee, purpose=HRESCH, **overrides):
+def _share_message(registry, patient, record, grantee, **overrides):
     message = {
         "recordId": record,
         "grantee": str(grantee.address),
-        "purpose": purpose,
         "wrappedKey": WRAPPED,
         "nonce": registry.nonces(patient),
         "deadline": FAR,

@@ -74,7 +74,6 @@ ERROR_TYPES = {
         ("recordId", "uint256"),
         ("sharer", "address"),
         ("grantee", "address"),
-        ("purpose", "uint8"),
     ],
 }
 
@@ -153,7 +152,6 @@ def replay(logs: list[tuple[str, dict, int]]) -> State:
                     args["patient"],
                     args["grantee"],
                     args["sharer"],
-                    args["purpose"],
                     bytes(args["wrappedKey"]),
                 )
             )
@@ -202,24 +200,20 @@ class RecordMachine(RuleBasedStateMachine):
             and patient == self.addr["patient"]
         )
 
-    def permitted(self, patient: str, grantee: str, category: int, purpose: int, action: int):
+    def permitted(self, patient: str, grantee: str, category: int, action: int):
+        """ConsentRegistry.mayUse: the category and the action, under any purpose."""
         if grantee == patient:
             return True
         cats, purposes, actions, expiry = self.consent.get((patient, grantee), (0, 0, 0, 0))
         return (
             expiry > self.now()
             and cats >> category & 1
-            and purposes >> purpose & 1
+            and purposes != 0
             and actions & action == action
         )
 
     def may_write(self, patient: str, author: str, category: int) -> bool:
-        if author == patient:
-            return True
-        cats, _, actions, expiry = self.consent.get((patient, author), (0, 0, 0, 0))
-        if expiry > self.now() and actions & WRITE and cats >> category & 1:
-            return True
-        return self.may_act_for(patient, author)
+        return self.permitted(patient, author, category, WRITE) or self.may_act_for(patient, author)
 
     def pick(self, choice: int) -> int:
         """A record id from a drawn number: mostly existing ones, sometimes 0 or the next id."""
@@ -394,7 +388,7 @@ class RecordMachine(RuleBasedStateMachine):
             return self.role_of[rec.author] if rec else "provider"
         return kind
 
-    def share_error(self, record_id: int, sharer: str, grantee: str, purpose: int):
+    def share_error(self, record_id: int, sharer: str, grantee: str):
         """The error a key release raises, in the contract's order of checks, or None."""
         rec = self.state.records.get(record_id)
         sharer_addr, to = self.addr[sharer], self.addr[grantee]
@@ -403,17 +397,17 @@ class RecordMachine(RuleBasedStateMachine):
         if rec.status not in (ACTIVE, AMENDED):
             return ("RecordRegistryInvalidStatus", {"recordId": record_id, "status": rec.status})
         by_patient = self.may_act_for(rec.patient, sharer_addr) and self.permitted(
-            rec.patient, to, rec.category, purpose, READ
+            rec.patient, to, rec.category, READ
         )
         by_author = sharer_addr == rec.author and to in (rec.patient, rec.author)
         if not (by_patient or by_author):
             return (
                 "RecordRegistryUnauthorizedShare",
-                {"recordId": record_id, "sharer": sharer_addr, "grantee": to, "purpose": purpose},
+                {"recordId": record_id, "sharer": sharer_addr, "grantee": to},
             )
         return None
 
-    def released(self, record_id: int, sharer: str, grantee: str, purpose: int, wrapped: bytes):
+    def released(self, record_id: int, sharer: str, grantee: str, wrapped: bytes):
         rec = self.state.records[record_id]
         self.state.releases.append(
             (
@@ -421,7 +415,6 @@ class RecordMachine(RuleBasedStateMachine):
                 rec.patient,
                 self.addr[grantee],
                 self.addr[sharer],
-                purpose,
                 wrapped,
             )
         )
@@ -435,60 +428,54 @@ class RecordMachine(RuleBasedStateMachine):
         choice=st.integers(0, 50),
         sender=st.sampled_from(SHARERS),
         grantee=st.sampled_from(SHARE_TO),
-        purpose=st.sampled_from([TREAT, HRESCH, HRESCH]),
     )
-    def share_key(self, choice, sender, grantee, purpose):
+    def share_key(self, choice, sender, grantee):
         record_id = self.pick(choice)
         sender, grantee = self.resolve(sender, record_id), self.resolve(grantee, record_id)
         wrapped = self.wrapped_key()
-        expected = self.share_error(record_id, sender, grantee, purpose)
+        expected = self.share_error(record_id, sender, grantee)
         receipt = self.transact(
             expected,
             self.registry,
             "shareKey",
             record_id,
             self.addr[grantee],
-            purpose,
             wrapped,
             sender=self.actors[sender],
         )
         if receipt is not None:
-            self.released(record_id, sender, grantee, purpose, wrapped)
+            self.released(record_id, sender, grantee, wrapped)
 
     @precondition(lambda self: self.state.records)
     @rule(
         sender=st.sampled_from(SHARERS),
         items=st.lists(
-            st.tuples(
-                st.integers(0, 50),
-                st.sampled_from(SHARE_TO),
-                st.sampled_from([TREAT, HRESCH, HRESCH]),
-            ),
+            st.tuples(st.integers(0, 50), st.sampled_from(SHARE_TO)),
             min_size=1,
             max_size=2,
         ),
     )
     def share_keys_in_a_batch(self, sender, items):
-        picked = [(self.pick(c), grantee, purpose) for c, grantee, purpose in items]
+        picked = [(self.pick(c), grantee) for c, grantee in items]
         sender = self.resolve(sender, picked[0][0])  # relative to the first item's record
         shares = [
-            (record_id, self.resolve(grantee, record_id), purpose, self.wrapped_key())
-            for record_id, grantee, purpose in picked
+            (record_id, self.resolve(grantee, record_id), self.wrapped_key())
+            for record_id, grantee in picked
         ]
         expected = None
-        for index, (record_id, grantee, purpose, _) in enumerate(shares):
-            failure = self.share_error(record_id, sender, grantee, purpose)
+        for index, (record_id, grantee, _) in enumerate(shares):
+            failure = self.share_error(record_id, sender, grantee)
             if failure is not None:
                 reason = encode_error(*failure)
                 expected = ("RecordRegistryShareRejected", {"index": index, "reason": reason})
                 break
-        args = [(r, self.addr[g], p, w) for r, g, p, w in shares]
+        args = [(r, self.addr[g], w) for r, g, w in shares]
         receipt = self.transact(
             expected, self.registry, "shareKeys", args, sender=self.actors[sender]
         )
         if receipt is not None:  # all or nothing
-            for record_id, grantee, purpose, wrapped in shares:
-                self.released(record_id, sender, grantee, purpose, wrapped)
+            for record_id, grantee, wrapped in shares:
+                self.released(record_id, sender, grantee, wrapped)
 
     # ------------------------------------------------------------------ rules: the world changes
 

@@ -285,11 +285,12 @@ def test_patient_provider_doctor_researcher_story(cli: Cli, tmp_path: Path) -> N
 
     # A doctor gets a READ consent, the patient shares the key, the doctor reads.
     _grant(cli, PATIENT, DOCTOR)
-    cli.ok("record", "share", str(record_id), ADDR[DOCTOR], "--purpose", "treat", account=PATIENT)
+    cli.ok("record", "share", str(record_id), ADDR[DOCTOR], account=PATIENT)
     shared = cli.data("record", "shared", account=DOCTOR)
     assert isinstance(shared, list)
-    assert {"record_id": record_id, "patient": ADDR[PATIENT], "sharer": ADDR[PATIENT],
-            "purpose": "TREAT"}.items() <= shared[-1].items()  # fmt: skip
+    assert {"record_id": record_id, "patient": ADDR[PATIENT], "sharer": ADDR[PATIENT]}.items() <= (
+        shared[-1].items()
+    )
     cli.ok("record", "read", str(record_id), "--out", str(tmp_path / "doctor.json"), account=DOCTOR)
     assert (tmp_path / "doctor.json").read_bytes() == observation.read_bytes()
 

@@ -167,6 +167,19 @@ def test_share_needs_consent_then_reaches_the_doctor(mr: MedRecord, cast: Actors
     assert [(s.record_id, s.patient) for s in shared] == [(receipt.record_id, cast.patient.address)]
 
 
+def test_share_needs_read_under_any_purpose_reading_needs_the_purpose(
+    mr: MedRecord, cast: Actors
+) -> None:
+    # The registry releases a key to a grantee with READ for the category under any purpose;
+    # the grantee's SDK then reads only for a purpose the patient granted.
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.doctor.address, Category.LABORATORY, Purpose.HRESCH)
+    cast.patient.share(receipt.record_id, cast.doctor.address)
+    with pytest.raises(ConsentDenied):
+        cast.doctor.read(receipt.record_id)  # for TREAT, the default
+    assert cast.doctor.read(receipt.record_id, purpose=Purpose.HRESCH) == GLUCOSE
+
+
 def test_share_to_grantee_without_key_is_refused(mr: MedRecord, cast: Actors) -> None:
     receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
     keyless = mr.accounts[8].address
