@@ -77,7 +77,7 @@ def main() -> int:
     token = project.DataShareToken.deploy(
         "MedRecord Data Share", "MDS", deployer, 0, sender=deployer
     )
-    consent = project.ConsentRegistry.deploy(sender=deployer)
+    consent = project.RecordRegistry.deploy(sender=deployer)  # the deployed ConsentRegistry
     escrow = project.StudyEscrow.deploy(consent, token, sender=deployer)
     token.mint(researcher, 1_000 * REWARD, sender=deployer)
     token.approve(escrow, 2**256 - 1, sender=researcher)

@@ -22,8 +22,8 @@ import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
  * any contract, so its plain ECDSA signature is accepted only if its delegate answers ERC-1271.
  */
 contract ConsentRegistry is IConsentRegistry, EIP712 {
-    uint8 private constant _READ = 1;
-    uint8 private constant _WRITE = 2;
+    uint8 internal constant _READ = 1;
+    uint8 internal constant _WRITE = 2;
     uint8 private constant _ALL_ACTIONS = _READ | _WRITE;
 
     /// @notice EIP-712 type of a signed grant.
@@ -137,6 +137,15 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         view
         returns (bool)
     {
+        return _mayUse(patient, grantee, categories, actions);
+    }
+
+    /// @dev {mayUse}, for the records kept in the same contract (see RecordRegistry).
+    function _mayUse(address patient, address grantee, uint64 categories, uint8 actions)
+        internal
+        view
+        returns (bool)
+    {
         if (categories == 0 || actions == 0) return false;
         if (patient == grantee) return true;
         uint256 word = _consentWord(patient, grantee);
@@ -244,7 +253,7 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
 
     /// @inheritdoc IConsentRegistry
     function canActFor(address patient, address account) external view returns (bool) {
-        return account == patient || _guardians[patient][account];
+        return _canActFor(patient, account);
     }
 
     // ------------------------------------------------------------------ encryption keys
@@ -353,6 +362,11 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         assembly ("memory-safe") {
             word := sload(stored.slot)
         }
+    }
+
+    /// @dev The patient, or a guardian the patient appointed.
+    function _canActFor(address patient, address account) internal view returns (bool) {
+        return account == patient || _guardians[patient][account];
     }
 
     function _checkActor(address patient) private view {

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 
-import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+
+import {ConsentRegistry} from "./ConsentRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
-import {ConsentQuery} from "./utils/ConsentQuery.sol";
 
 /**
  * @title RecordRegistry
@@ -34,8 +34,7 @@ import {ConsentQuery} from "./utils/ConsentQuery.sol";
  * {_appendRecordId}). A patient's own raw record thus adds two new slots (header, digest), a
  * provider's dag-pb record four, plus updates of the id counter and the id list.
  */
-contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
-    using ConsentQuery for IConsentRegistry;
+contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
 
     /// @notice CID codec of a file of one block.
     uint16 private constant _CODEC_RAW = 0x55;
@@ -59,8 +58,6 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         "ShareKey(uint256 recordId,address grantee,bytes wrappedKey,uint256 nonce,uint256 deadline)"
     );
 
-    uint8 private constant _READ = 1;
-    uint8 private constant _WRITE = 2;
     uint8 private constant _MAX_CATEGORY = 63;
 
     /// @dev Slot 0 of a record: everything the rules read, in one SLOAD.
@@ -85,18 +82,18 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         bytes32 contentHash; // zero means equal to cidDigest (a zero hash is never accepted)
     }
 
-    IConsentRegistry private immutable _consent;
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private immutable _cachedRecordDomain;
+    uint256 private immutable _cachedChainId;
 
     uint256 private _nextRecordId = 1;
     mapping(uint256 recordId => StoredRecord) private _records;
     mapping(address patient => mapping(uint256 page => uint64[4] ids)) private _recordIds;
 
-    /// @param consentRegistry_ The ConsentRegistry every permission is asked of; fixed for ever.
-    constructor(IConsentRegistry consentRegistry_) EIP712("MedRecord RecordRegistry", "1") {
-        if (address(consentRegistry_).code.length == 0) {
-            revert RecordRegistryInvalidConsentRegistry(address(consentRegistry_));
-        }
-        _consent = consentRegistry_;
+    constructor() {
+        _cachedChainId = block.chainid;
+        _cachedRecordDomain = _buildRecordDomain();
     }
 
     // ------------------------------------------------------------------ records
@@ -125,7 +122,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         uint256 deadline,
         bytes calldata signature
     ) external returns (uint256) {
-        _checkDeadline(deadline);
+        _checkRecordDeadline(deadline);
         bytes32 structHash = keccak256(
             abi.encode(
                 _ADD_RECORD_TYPEHASH,
@@ -139,7 +136,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
                 deadline
             )
         );
-        _checkSignature(patient, structHash, signature);
+        _checkPatientSignature(patient, structHash, signature);
         return _addRecord(patient, patient, cidDigest, cidCodec, contentHash, category, supersedes);
     }
 
@@ -147,7 +144,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     function retractRecord(uint256 recordId) external {
         Header storage header = _existingHeader(recordId);
         address patient = header.patient;
-        _checkActor(patient);
+        _checkRecordActor(patient);
         RecordStatus status = header.status;
         if (status != RecordStatus.Active && status != RecordStatus.Amended) {
             revert RecordRegistryInvalidStatus(recordId, status);
@@ -160,7 +157,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
     function eraseRecord(uint256 recordId) external {
         Header storage header = _existingHeader(recordId);
         address patient = header.patient;
-        _checkActor(patient);
+        _checkRecordActor(patient);
         if (header.status == RecordStatus.Erased) revert RecordRegistryInvalidStatus(recordId, RecordStatus.Erased);
         header.status = RecordStatus.Erased;
         emit RecordErased(recordId, patient, msg.sender);
@@ -194,7 +191,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         uint256 deadline,
         bytes calldata signature
     ) external {
-        _checkDeadline(deadline);
+        _checkRecordDeadline(deadline);
         address patient = _existingHeader(recordId).patient;
         bytes32 structHash = keccak256(
             abi.encode(
@@ -206,7 +203,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
                 deadline
             )
         );
-        _checkSignature(patient, structHash, signature);
+        _checkPatientSignature(patient, structHash, signature);
         bytes memory failure = _shareKey(patient, recordId, grantee, wrappedKey);
         if (failure.length != 0) _revertWith(failure);
     }
@@ -239,7 +236,7 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
 
     /// @inheritdoc IRecordRegistry
     function consentRegistry() external view returns (address) {
-        return address(_consent);
+        return address(this);
     }
 
     /// @inheritdoc IRecordRegistry
@@ -247,10 +244,9 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         return super.nonces(owner);
     }
 
-    /// @notice The EIP-712 domain separator of this deployment (chain id and address bound in).
-    // solhint-disable-next-line func-name-mixedcase
-    function DOMAIN_SEPARATOR() external view returns (bytes32) {
-        return _domainSeparatorV4();
+    /// @inheritdoc IRecordRegistry
+    function recordDomainSeparator() external view returns (bytes32) {
+        return _recordDomain();
     }
 
     // ------------------------------------------------------------------ internals: records
@@ -403,10 +399,10 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         address sharer,
         address grantee
     ) private view returns (bool) {
-        if (sharer == patient || _consent.canActFor(patient, sharer)) {
+        if (_canActFor(patient, sharer)) {
             // isPermitted is true for the patient; the shortcut saves the call.
             if (grantee == patient) return true;
-            if (_consent.permitsUse(patient, grantee, uint64(1) << category, _READ)) {
+            if (_mayUse(patient, grantee, uint64(1) << category, _READ)) {
                 return true;
             }
         }
@@ -423,25 +419,26 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
      */
     function _checkAuthor(address patient, uint8 category) private view {
         if (msg.sender == patient) return;
-        if (category <= _MAX_CATEGORY && _consent.permitsUse(patient, msg.sender, uint64(1) << category, _WRITE)) {
+        if (category <= _MAX_CATEGORY && _mayUse(patient, msg.sender, uint64(1) << category, _WRITE)) {
             return;
         }
-        if (_consent.canActFor(patient, msg.sender)) return;
+        if (_canActFor(patient, msg.sender)) return;
         revert RecordRegistryUnauthorizedAuthor(msg.sender, patient, category);
     }
 
-    function _checkActor(address patient) private view {
-        if (msg.sender != patient && !_consent.canActFor(patient, msg.sender)) {
+    function _checkRecordActor(address patient) private view {
+        if (!_canActFor(patient, msg.sender)) {
             revert RecordRegistryUnauthorized(msg.sender, patient);
         }
     }
 
-    function _checkDeadline(uint256 deadline) private view {
+    function _checkRecordDeadline(uint256 deadline) private view {
         if (block.timestamp > deadline) revert RecordRegistryExpiredSignature(deadline);
     }
 
-    function _checkSignature(address signer, bytes32 structHash, bytes calldata signature) private view {
-        if (!SignatureChecker.isValidSignatureNow(signer, _hashTypedDataV4(structHash), signature)) {
+    function _checkPatientSignature(address signer, bytes32 structHash, bytes calldata signature) private view {
+        bytes32 digest = MessageHashUtils.toTypedDataHash(_recordDomain(), structHash);
+        if (!SignatureChecker.isValidSignatureNow(signer, digest, signature)) {
             revert RecordRegistryInvalidSignature(signer);
         }
     }
@@ -451,5 +448,27 @@ contract RecordRegistry is IRecordRegistry, EIP712, Nonces {
         assembly ("memory-safe") {
             revert(add(failure, 0x20), mload(failure))
         }
+    }
+
+    /**
+     * @dev The records' own EIP-712 domain ("MedRecord RecordRegistry", "1", chain id, this
+     * address), apart from the consents' domain this contract inherits: a signed record or key
+     * release can never be read as a signed consent, and the signing code of both stays as it
+     * was when they were two deployments. Rebuilt if the chain id changed (a fork).
+     */
+    function _recordDomain() private view returns (bytes32) {
+        return block.chainid == _cachedChainId ? _cachedRecordDomain : _buildRecordDomain();
+    }
+
+    function _buildRecordDomain() private view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                _DOMAIN_TYPEHASH,
+                keccak256("MedRecord RecordRegistry"),
+                keccak256("1"),
+                block.chainid,
+                address(this)
+            )
+        );
     }
 }

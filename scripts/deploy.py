@@ -43,14 +43,16 @@ def cli(provider, account, token_cap, out_dir):
         args = list(step.args(context))
         instance = account.deploy(getattr(project, step.contract), *args)
         receipt = instance.creation_metadata.receipt
-        context.addresses[step.contract] = str(instance.address)
-        deployed[step.contract] = ContractDeployment(
+        entry = ContractDeployment(
             address=str(instance.address),
             block=receipt.block_number,
             transaction_hash=str(receipt.txn_hash),
             constructor_args=[str(a) if hasattr(a, "address") else a for a in args],
         )
-        click.echo(f"{step.contract:18} {instance.address}  gas {receipt.gas_used:,}")
+        for name in step.names:  # one deployment may answer for several names
+            context.addresses[name] = str(instance.address)
+            deployed[name] = entry
+        click.echo(f"{' = '.join(step.names):34} {instance.address}  gas {receipt.gas_used:,}")
 
     solidity = config.get_config("solidity")
     manifest = DeploymentManifest(

@@ -17,15 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medrecord_sdk.chain._artifacts import ARTIFACT_DIR, artifact_from_build  # noqa: E402
-from medrecord_sdk.chain._deployment import DEPLOY_PLAN  # noqa: E402
+from medrecord_sdk.chain._deployment import SHIPPED_CONTRACTS  # noqa: E402
 
 
 def main() -> None:
     build = json.loads((ROOT / ".build" / "__local__.json").read_text())
     ARTIFACT_DIR.mkdir(parents=True, exist_ok=True)
-    for step in DEPLOY_PLAN:
-        artifact = artifact_from_build(build, step.contract)
-        path = ARTIFACT_DIR / f"{step.contract}.json"
+    for name in SHIPPED_CONTRACTS:
+        artifact = artifact_from_build(build, name)
+        path = ARTIFACT_DIR / f"{name}.json"
         path.write_text(artifact.to_json())
         print(f"{path.relative_to(ROOT)}: {len(artifact.bytecode)} bytes of init code")
 

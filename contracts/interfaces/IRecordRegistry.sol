@@ -112,9 +112,6 @@ interface IRecordRegistry {
 
     // ------------------------------------------------------------------ errors
 
-    /// @notice The ConsentRegistry given to the constructor is not a contract.
-    error RecordRegistryInvalidConsentRegistry(address consentRegistry);
-
     /// @notice `caller` is not the patient, a guardian, or a grantee with WRITE for `category`.
     error RecordRegistryUnauthorizedAuthor(address caller, address patient, uint8 category);
 
@@ -273,6 +270,9 @@ interface IRecordRegistry {
      * end gives an empty page. The work is bounded by `limit`, which the caller chooses.
      */
     function recordsOf(address patient, uint256 offset, uint256 limit) external view returns (Record[] memory);
+
+    /// @notice The EIP-712 domain separator of signed records and key releases.
+    function recordDomainSeparator() external view returns (bytes32);
 
     /// @notice The ConsentRegistry that answers every permission question here.
     function consentRegistry() external view returns (address);

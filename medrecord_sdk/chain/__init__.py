@@ -8,6 +8,7 @@ from ._consent import NO_EXPIRY, Consent, ConsentRegistry, SignedGrant, SignedRe
 from ._deployer import deploy_contracts
 from ._deployment import (
     DEPLOY_PLAN,
+    SHIPPED_CONTRACTS,
     CompilerInfo,
     ContractDeployment,
     DeployContext,
@@ -33,6 +34,7 @@ __all__ = [
     "DEVNET_MNEMONIC",
     "EIP712_TYPES",
     "NO_EXPIRY",
+    "SHIPPED_CONTRACTS",
     "Artifact",
     "AuditPage",
     "AuditReader",

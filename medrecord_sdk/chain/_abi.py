@@ -19,7 +19,7 @@ from hexbytes import HexBytes
 
 from ..errors import ContractRevert
 from ._artifacts import load_artifact
-from ._deployment import DEPLOY_PLAN
+from ._deployment import SHIPPED_CONTRACTS
 
 __all__ = [
     "DecodedEvent",
@@ -57,8 +57,8 @@ class _Signature:
 
 
 def _contract_abis() -> Iterable[list[dict[str, Any]]]:
-    for step in DEPLOY_PLAN:
-        yield load_artifact(step.contract).abi
+    for name in SHIPPED_CONTRACTS:
+        yield load_artifact(name).abi
 
 
 @cache

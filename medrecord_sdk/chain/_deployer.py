@@ -29,13 +29,15 @@ def deploy_contracts(signer: Signer, *, network: str, token_cap: int = 0) -> Dep
         args = list(step.args(context))
         result = signer.deploy(artifact.abi, artifact.bytecode, *args)
         assert result.contract_address is not None  # a successful creation has an address
-        context.addresses[step.contract] = result.contract_address
-        deployed[step.contract] = ContractDeployment(
+        entry = ContractDeployment(
             address=result.contract_address,
             block=result.block_number,
             transaction_hash=result.transaction_hash,
             constructor_args=args,
         )
+        for name in step.names:
+            context.addresses[name] = result.contract_address
+            deployed[name] = entry
     return DeploymentManifest(
         chain_id=signer.w3.eth.chain_id,
         network=network,

@@ -15,13 +15,17 @@ Format ``medrecord-deployment/1``::
       "contracts": {
         "DataShareToken": {"address": "0x...", "block": 1, "transactionHash": "0x...",
                            "constructorArgs": ["MedRecord Data Share", "MDS", "0x...", 0]},
-        "ConsentRegistry": {...},
-        "RecordRegistry": {..., "constructorArgs": ["<ConsentRegistry address>"]},
+        "RecordRegistry": {"address": "0x...", ..., "constructorArgs": []},
+        "ConsentRegistry": {...the same entry as RecordRegistry...},
         "StudyEscrow": {..., "constructorArgs": ["<ConsentRegistry>", "<DataShareToken>"]}
       }
     }
 
 ``deployBlock`` is where event readers start, so an audit trail never scans from genesis.
+
+One deployment may answer for several names: the RecordRegistry is a ConsentRegistry (it keeps
+the consents its rules ask about, with no call to another contract), so both names map to the
+same entry, and a reader that asks for "ConsentRegistry" gets that address.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ..errors import ConfigurationError, DeploymentNotFound
 __all__ = [
     "DEPLOY_PLAN",
     "FORMAT",
+    "SHIPPED_CONTRACTS",
     "CompilerInfo",
     "ContractDeployment",
     "DeployContext",
@@ -164,6 +169,13 @@ class DeployStep:
 
     contract: str
     args: Callable[[DeployContext], Sequence[Any]]
+    # Other names this deployment answers for (its contract inherits theirs).
+    serves: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The manifest names of this deployment: its contract first."""
+        return (self.contract, *self.serves)
 
 
 # The one deployment order, shared by scripts/deploy.py (ape) and the SDK's embedded deployer.
@@ -172,12 +184,21 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         "DataShareToken",
         lambda c: [c.token_name, c.token_symbol, c.deployer, c.token_cap],
     ),
-    DeployStep("ConsentRegistry", lambda c: []),
-    # Asks the ConsentRegistry every permission question; the address is fixed at construction.
-    DeployStep("RecordRegistry", lambda c: [c.addresses["ConsentRegistry"]]),
+    # The RecordRegistry is the ConsentRegistry too: its key releases and writes ask consents
+    # kept in its own storage (a cross-contract question cost ~3,500 gas a release).
+    DeployStep("RecordRegistry", lambda c: [], serves=("ConsentRegistry",)),
     # StudyEscrow(consent, defaultToken): both immutable, so it comes after the two it names.
     DeployStep(
         "StudyEscrow",
         lambda c: [c.addresses["ConsentRegistry"], c.addresses["DataShareToken"]],
     ),
+)
+
+# Every contract whose artifact ships in the package (a ConsentRegistry may also be deployed on
+# its own, e.g. for studies without records).
+SHIPPED_CONTRACTS: tuple[str, ...] = (
+    "DataShareToken",
+    "ConsentRegistry",
+    "RecordRegistry",
+    "StudyEscrow",
 )

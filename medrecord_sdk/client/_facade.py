@@ -186,7 +186,8 @@ class MedRecord:
         return advance_time(self.w3, seconds)
 
     def _reader(self, topics: list[bytes | list[bytes] | None] | None = None) -> AuditReader:
-        addresses = [d.address for d in self.manifest.contracts.values()]
+        # One deployment may serve several names (RecordRegistry is the ConsentRegistry too).
+        addresses = list(dict.fromkeys(d.address for d in self.manifest.contracts.values()))
         return AuditReader(
             self.w3, addresses, start_block=self.manifest.deploy_block, topics=topics
         )

@@ -44,7 +44,9 @@ def error_data(signature: str, types: list[str], values: list) -> bytes:
 
 @pytest.fixture(scope="module")
 def consents(project, deployer, patient, provider, researcher, guardian):
-    registry = project.ConsentRegistry.deploy(sender=deployer)
+    # One deployment answers both interfaces: RecordRegistry is a ConsentRegistry, so the
+    # consents the rules ask are this contract's own (no call to another contract).
+    registry = project.RecordRegistry.deploy(sender=deployer)
     for account in (patient, provider, researcher, guardian):
         registry.setEncryptionKey(key_of(account), sender=account)
     registry.appointGuardian(guardian, sender=patient)
@@ -58,7 +60,7 @@ def consents(project, deployer, patient, provider, researcher, guardian):
 def registry(project, deployer, consents, keys, stranger, relayer):
     # Autouse and depending on every session-scoped fixture the tests use: all fixtures wider than
     # a test are set up before ape takes the module snapshot, so ape never rebases its isolation.
-    return project.RecordRegistry.deploy(consents, sender=deployer)
+    return consents
 
 
 @pytest.fixture
@@ -123,19 +125,26 @@ SHARE_KEY_FIELDS = [
 # ---------------------------------------------------------------------------- deployment
 
 
-def test_deployment(registry, consents):
-    assert registry.consentRegistry() == consents.address
+def test_deployment(registry):
+    assert registry.consentRegistry() == registry.address
     assert registry.recordCount(ape.accounts.test_accounts[1]) == 0
 
 
-def test_constructor_rejects_a_non_contract(project, stranger, constructor_reverts):
-    constructor_reverts(
-        project.RecordRegistry,
-        "RecordRegistryInvalidConsentRegistry",
-        ["address"],
-        [stranger.address],
-        stranger,
+def test_records_and_consents_sign_under_separate_domains(registry):
+    # The inherited ConsentRegistry domain (ERC-5267 reports it) and the records' own domain: a
+    # signature made for one can never be replayed as the other.
+    domain_type = keccak(
+        text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     )
+
+    def separator(name: str) -> bytes:
+        fields = [domain_type, keccak(text=name), keccak(text="1"), ape.chain.chain_id]
+        return keccak(encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                             [*fields, str(registry.address)]))  # fmt: skip
+
+    assert registry.recordDomainSeparator() == separator("MedRecord RecordRegistry")
+    assert registry.DOMAIN_SEPARATOR() == separator("MedRecord ConsentRegistry")
+    assert registry.eip712Domain()[1] == "MedRecord ConsentRegistry"
 
 
 # ---------------------------------------------------------------------------- addRecord

@@ -215,7 +215,7 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     }
 
     function _sign(uint256 key, bytes32 structHash) internal view returns (bytes memory) {
-        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", records.DOMAIN_SEPARATOR(), structHash));
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", records.recordDomainSeparator(), structHash));
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
     }
