@@ -12,27 +12,28 @@ import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
 /**
  * @title RecordRegistry
  * @notice Patient-controlled record pointers and key releases; see {IRecordRegistry}.
- * @dev Threat model: every permission is asked of the immutable ConsentRegistry at the moment of
- * the call; there is no owner, no pause and no upgrade path, and nothing is ever deleted.
- * Signatures go through OpenZeppelin's SignatureChecker (ECDSA rejects high-s and zero-address
- * recoveries; contract patients are asked through ERC-1271), with one nonce sequence per patient.
+ * @dev Threat model: this contract is also the ConsentRegistry its rules ask (it inherits it),
+ * so every permission is read from its own storage at the moment of the call; there is no
+ * owner, no pause and no upgrade path, and nothing is ever deleted. Signatures go through
+ * OpenZeppelin's SignatureChecker (ECDSA rejects high-s and zero-address recoveries; contract
+ * patients are asked through ERC-1271), with one nonce sequence per patient, under the records'
+ * own EIP-712 domain (a signed record can never pass for a signed consent, nor the reverse).
  *
  * Storage design: every field of a record is in storage, so {getRecord} and {recordsOf} answer
- * from state alone. The alternative, one commitment slot with the fields only in the event, would
- * save one slot (22,100 gas) on a typical record, up to three on a dag-pb record by a provider,
- * but makes the SDK depend on `eth_getLogs` to locate a patient's files: many RPC providers cap
+ * from state alone. The alternative, one commitment slot with the fields only in the event,
+ * would make the SDK depend on `eth_getLogs` to locate a patient's files: many RPC providers cap
  * log ranges, and nodes that expire history (EIP-4444) drop old logs, while a CID must stay
- * readable for as long as the record exists. The rules also read patient, category, status and
- * author on chain, which a pure commitment would force every caller to resend and prove. So the
- * state holds everything, at the least cost:
- * - slot 0, what every rule reads: patient, createdAt, category, status, codec (232 bits);
- * - slot 1: author and supersedes, left zero (never written) for a first version the patient
- *   registered (own uploads, relayed signatures); a zero author reads as the patient;
- * - slot 2: the CID digest; slot 3: the content hash, left zero when it equals the digest, which
- *   is always so for a raw (single-block) CID, whose digest is the sha256 of the file itself.
- * A patient's ids are packed four to a slot, the count in the first position (see
- * {_appendRecordId}). A patient's own raw record thus adds two new slots (header, digest), a
- * provider's dag-pb record four, plus updates of the id counter and the id list.
+ * readable for as long as the record exists; the rules also read category, status and author on
+ * chain, which a commitment would make every caller resend and prove. So the state holds
+ * everything, at the least cost:
+ * - a record id is `patient << 96 | index`, the index counting the patient's records from 0:
+ *   the id names the patient, so no slot holds it, and a patient's ids need no list (only a
+ *   count); the contract assigns the index, so nobody chooses or squats an id;
+ * - the header slot holds what the rules read, in one SLOAD: author, createdAt, category,
+ *   status, codec and the index of the superseded record (see {Header});
+ * - the CID digest slot; the content hash slot, left zero when it equals the digest, which is
+ *   always so for a raw (single-block) CID, whose digest is the sha256 of the file itself.
+ * A raw record thus writes two new slots and the patient's count; a dag-pb record one more.
  */
 contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
 
@@ -60,24 +61,26 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
 
     uint8 private constant _MAX_CATEGORY = 63;
 
-    /// @dev Slot 0 of a record: everything the rules read, in one SLOAD.
+    /// @dev A patient's records: the index is below 2**32 - 1 (Header.supersedes holds index + 1).
+    uint256 private constant _MAX_RECORDS_PER_PATIENT = type(uint32).max - 1;
+
+    /**
+     * @dev The header slot of a record: everything the rules read, in one SLOAD. Solidity packs
+     * the fields from the lowest bits in this order: author bits 0-159, createdAt 160-199,
+     * category 200-207, status 208-215, cidCodec 216-223, supersedes 224-255 (the assembly of
+     * {_shareKey} reads it so).
+     */
     struct Header {
-        address patient;
+        address author;
         uint40 createdAt;
         uint8 category;
         RecordStatus status;
-        uint16 cidCodec;
-    }
-
-    /// @dev Slot 1 of a record: zero for a first version written by the patient.
-    struct Lineage {
-        address author; // zero means the patient
-        uint64 supersedes;
+        uint8 cidCodec; // 0x55 or 0x70, the only codecs accepted
+        uint32 supersedes; // index + 1 of the patient's record this one amends; 0 for none
     }
 
     struct StoredRecord {
         Header header;
-        Lineage lineage;
         bytes32 cidDigest;
         bytes32 contentHash; // zero means equal to cidDigest (a zero hash is never accepted)
     }
@@ -87,9 +90,8 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     bytes32 private immutable _cachedRecordDomain;
     uint256 private immutable _cachedChainId;
 
-    uint256 private _nextRecordId = 1;
     mapping(uint256 recordId => StoredRecord) private _records;
-    mapping(address patient => mapping(uint256 page => uint64[4] ids)) private _recordIds;
+    mapping(address patient => uint256) private _recordCounts;
 
     constructor() {
         _cachedChainId = block.chainid;
@@ -143,7 +145,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     /// @inheritdoc IRecordRegistry
     function retractRecord(uint256 recordId) external {
         Header storage header = _existingHeader(recordId);
-        address patient = header.patient;
+        address patient = _patientOf(recordId);
         _checkRecordActor(patient);
         RecordStatus status = header.status;
         if (status != RecordStatus.Active && status != RecordStatus.Amended) {
@@ -156,7 +158,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     /// @inheritdoc IRecordRegistry
     function eraseRecord(uint256 recordId) external {
         Header storage header = _existingHeader(recordId);
-        address patient = header.patient;
+        address patient = _patientOf(recordId);
         _checkRecordActor(patient);
         if (header.status == RecordStatus.Erased) revert RecordRegistryInvalidStatus(recordId, RecordStatus.Erased);
         header.status = RecordStatus.Erased;
@@ -192,7 +194,8 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         bytes calldata signature
     ) external {
         _checkRecordDeadline(deadline);
-        address patient = _existingHeader(recordId).patient;
+        _existingHeader(recordId);
+        address patient = _patientOf(recordId);
         bytes32 structHash = keccak256(
             abi.encode(
                 _SHARE_KEY_TYPEHASH,
@@ -218,19 +221,19 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
 
     /// @inheritdoc IRecordRegistry
     function recordCount(address patient) external view returns (uint256) {
-        return _recordIds[patient][0][0];
+        return _recordCounts[patient];
     }
 
     /// @inheritdoc IRecordRegistry
     function recordsOf(address patient, uint256 offset, uint256 limit) external view returns (Record[] memory page) {
-        uint256 count = _recordIds[patient][0][0];
+        uint256 count = _recordCounts[patient];
         if (offset >= count) return page;
         uint256 size = count - offset;
         if (limit < size) size = limit;
         page = new Record[](size);
+        uint256 first = _recordId(patient, offset); // offset < count < 2**32: no carry into the patient
         for (uint256 i; i < size; ++i) {
-            // offset + i < count: no overflow.
-            page[i] = _loadRecord(_recordIdAt(patient, offset + i));
+            page[i] = _loadRecord(first + i);
         }
     }
 
@@ -263,31 +266,31 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         if (category > _MAX_CATEGORY) revert RecordRegistryInvalidCategory(category);
         if (cidCodec != _CODEC_RAW && cidCodec != _CODEC_DAG_PB) revert RecordRegistryInvalidCodec(cidCodec);
         if (cidDigest == bytes32(0) || contentHash == bytes32(0)) revert RecordRegistryZeroHash();
+        uint32 amends = 0; // index + 1 of the superseded record; 0 for none
         if (supersedes != 0) {
             Header storage previous = _existingHeader(supersedes);
-            if (previous.patient != patient) revert RecordRegistryPatientMismatch(supersedes, patient);
+            if (_patientOf(supersedes) != patient) revert RecordRegistryPatientMismatch(supersedes, patient);
             if (previous.category != category) revert RecordRegistryCategoryMismatch(supersedes, category);
             if (previous.status != RecordStatus.Active) {
                 revert RecordRegistryInvalidStatus(supersedes, previous.status);
             }
             previous.status = RecordStatus.Amended;
+            // An existing id's index is below _MAX_RECORDS_PER_PATIENT: index + 1 fits.
+            amends = uint32(supersedes) + 1;
         }
 
-        recordId = _nextRecordId;
-        // One id per record written, each costing a transaction: 2**256 (or the 2**64 the packed
-        // id lists hold) is out of reach.
+        uint256 index = _recordCounts[patient];
+        if (index >= _MAX_RECORDS_PER_PATIENT) revert RecordRegistryTooManyRecords(patient);
         unchecked {
-            _nextRecordId = recordId + 1;
+            _recordCounts[patient] = index + 1;
         }
+        recordId = _recordId(patient, index);
         StoredRecord storage record = _records[recordId];
-        record.header = Header(patient, uint40(block.timestamp), category, RecordStatus.Active, cidCodec);
-        if (author != patient || supersedes != 0) {
-            // `supersedes` is 0 or an existing id (checked above), so it fits in 64 bits.
-            record.lineage = Lineage(author == patient ? address(0) : author, uint64(supersedes));
-        }
+        record.header = Header(
+            author, uint40(block.timestamp), category, RecordStatus.Active, uint8(cidCodec), amends
+        );
         record.cidDigest = cidDigest;
         if (contentHash != cidDigest) record.contentHash = contentHash;
-        _appendRecordId(patient, recordId);
 
         emit RecordAdded(recordId, patient, author, category, cidDigest, cidCodec, contentHash, supersedes);
     }
@@ -295,19 +298,19 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     function _loadRecord(uint256 recordId) private view returns (Record memory) {
         StoredRecord storage record = _records[recordId];
         Header memory header = record.header;
-        Lineage memory lineage = record.lineage;
         bytes32 cidDigest = record.cidDigest;
         bytes32 contentHash = record.contentHash;
+        address patient = _patientOf(recordId);
         return Record({
             id: recordId,
-            patient: header.patient,
-            author: lineage.author == address(0) ? header.patient : lineage.author,
+            patient: patient,
+            author: header.author,
             cidDigest: cidDigest,
             cidCodec: header.cidCodec,
             contentHash: contentHash == bytes32(0) ? cidDigest : contentHash,
             category: header.category,
             createdAt: header.createdAt,
-            supersedes: lineage.supersedes,
+            supersedes: header.supersedes == 0 ? 0 : _recordId(patient, header.supersedes - 1),
             status: header.status
         });
     }
@@ -317,31 +320,14 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         if (header.status == RecordStatus.None) revert RecordRegistryNonexistentRecord(recordId);
     }
 
-    function _authorOf(uint256 recordId, address patient) private view returns (address) {
-        address author = _records[recordId].lineage.author;
-        return author == address(0) ? patient : author;
+    /// @dev The id of `patient`'s record number `index` (0-based): `patient << 96 | index`.
+    function _recordId(address patient, uint256 index) private pure returns (uint256) {
+        return uint256(uint160(patient)) << 96 | index;
     }
 
-    /**
-     * @dev A patient's ids as one flat list of uint64 packed four to a slot: position 0 holds the
-     * count and record `i` (0-based) sits at position `i + 1`. The first record of a patient thus
-     * writes one new slot (count and id together), and only every fourth record after the third
-     * opens a new one.
-     */
-    function _appendRecordId(address patient, uint256 recordId) private {
-        mapping(uint256 page => uint64[4] ids) storage pages = _recordIds[patient];
-        uint64 count = pages[0][0];
-        // The count is below the number of ids ever assigned (see _addRecord): no overflow.
-        unchecked {
-            uint256 position = uint256(count) + 1;
-            pages[position / 4][position % 4] = uint64(recordId);
-            pages[0][0] = count + 1;
-        }
-    }
-
-    function _recordIdAt(address patient, uint256 index) private view returns (uint256) {
-        uint256 position = index + 1;
-        return _recordIds[patient][position / 4][position % 4];
+    /// @dev The patient an id names (only ids of existing records are ever looked up).
+    function _patientOf(uint256 recordId) private pure returns (address) {
+        return address(uint160(recordId >> 96));
     }
 
     // ------------------------------------------------------------------ internals: key release
@@ -354,14 +340,16 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         private
         returns (bytes memory failure)
     {
-        // The header word, read once and unpacked by hand (layout of Header: patient bits 0-159,
-        // createdAt 160-199, category 200-207, status 208-215): shareKey is the hot path.
+        // The header word, read once and unpacked by hand (layout in {Header}: author bits
+        // 0-159, category 200-207, status 208-215): shareKey is the hot path. The id names the
+        // patient.
         StoredRecord storage record = _records[recordId];
         uint256 word;
         assembly ("memory-safe") {
             word := sload(record.slot)
         }
-        address patient = address(uint160(word));
+        address patient = _patientOf(recordId);
+        address author = address(uint160(word));
         uint8 category = uint8(word >> 200);
         uint8 status = uint8(word >> 208);
         if (status == uint8(RecordStatus.None)) {
@@ -374,7 +362,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         if (length == 0 || length > _MAX_WRAPPED_KEY_LENGTH) {
             return abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, length);
         }
-        if (!_mayShare(patient, category, recordId, sharer, grantee)) {
+        if (!_mayShare(patient, author, category, sharer, grantee)) {
             return abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, sharer, grantee);
         }
         // emit KeyShared(recordId, patient, grantee, sharer, wrappedKey), encoded by hand: the
@@ -392,21 +380,16 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         }
     }
 
-    function _mayShare(
-        address patient,
-        uint8 category,
-        uint256 recordId,
-        address sharer,
-        address grantee
-    ) private view returns (bool) {
+    function _mayShare(address patient, address author, uint8 category, address sharer, address grantee)
+        private
+        view
+        returns (bool)
+    {
         if (_canActFor(patient, sharer)) {
-            // isPermitted is true for the patient; the shortcut saves the call.
+            // mayUse is true for the patient; the shortcut saves the read.
             if (grantee == patient) return true;
-            if (_mayUse(patient, grantee, uint64(1) << category, _READ)) {
-                return true;
-            }
+            if (_mayUse(patient, grantee, uint64(1) << category, _READ)) return true;
         }
-        address author = _authorOf(recordId, patient);
         return sharer == author && (grantee == patient || grantee == author);
     }
 

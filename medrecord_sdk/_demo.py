@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from .chain import TxResult
+from .chain import TxResult, format_record_id
 from .client import MedRecord
 from .errors import ConsentDenied, RecordUnavailable
 from .fhir import consent_to_fhir, fhir_to_grant
@@ -91,7 +91,11 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
         )  # fmt: skip
         receipt = lab.add_fhir_record_for(patient.address, GLUCOSE_OBSERVATION)
         record = mr.records.get_record(receipt.record_id)
-        step("lab", f"anchors record {receipt.record_id} (FHIR Observation, R5)", receipt.anchor)
+        step(
+            "lab",
+            f"anchors record {format_record_id(receipt.record_id)} (FHIR Observation, R5)",
+            receipt.anchor,
+        )
         step("lab", "releases the record key to the patient and to itself", receipt.key_release)
         console.print(
             f"  category [bold]{record.category.name}[/] inferred from the resource; "
@@ -137,7 +141,7 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
         )
         step(
             "patient",
-            f"shares record {receipt.record_id} with the doctor",
+            f"shares record {format_record_id(receipt.record_id)} with the doctor",
             patient.share(receipt.record_id, doctor.address),
         )
         console.print(f"  the doctor reads it: {len(doctor.read(receipt.record_id))} bytes")
@@ -173,7 +177,11 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
 
         console.rule("5. The patient erases the record")
         erased = patient.erase(receipt.record_id)
-        step("patient", f"erases record {receipt.record_id} (the receipt)", erased.receipt)
+        step(
+            "patient",
+            f"erases record {format_record_id(receipt.record_id)} (the receipt)",
+            erased.receipt,
+        )
         console.print(
             f"  ciphertext unpinned: {erased.unpinned}; local key destroyed: "
             f"{erased.local_key_destroyed}"
@@ -201,7 +209,7 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
                 str(entry.block_number),
                 entry.event,
                 names.get(entry.actor or "", entry.actor or ""),
-                "" if entry.record_id is None else str(entry.record_id),
+                "" if entry.record_id is None else format_record_id(entry.record_id),
                 extra,
             )
         console.print(trail)

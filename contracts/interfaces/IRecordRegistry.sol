@@ -18,7 +18,10 @@ pragma solidity ^0.8.24;
  *   patient and toward itself;
  * - retract or erase: the patient or a guardian.
  *
- * Record ids are assigned by the contract from a global counter starting at 1; 0 means "none".
+ * Record ids are assigned by the contract: `uint256(uint160(patient)) << 96 | index`, where
+ * `index` numbers the patient's records from 0 in the order they were added (so `recordsOf`
+ * position `i` is id `patient << 96 | i`). An id thus names its patient, and 0 means "none"
+ * (no patient is the zero address).
  * Nothing is ever deleted: an erased record stays, marked erased, as the patient's erasure receipt
  * (the SDK destroys the keys and unpins the file: crypto-shredding).
  *
@@ -138,6 +141,9 @@ interface IRecordRegistry {
 
     /// @notice The CID digest or the content hash is zero.
     error RecordRegistryZeroHash();
+
+    /// @notice `patient` already has 2**32 - 1 records (about 3 * 10**14 gas of them).
+    error RecordRegistryTooManyRecords(address patient);
 
     /// @notice `sharer` may not release the key of record `recordId` to `grantee`.
     error RecordRegistryUnauthorizedShare(uint256 recordId, address sharer, address grantee);

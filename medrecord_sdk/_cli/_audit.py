@@ -13,12 +13,14 @@ from typing import Any
 import click
 from rich.console import Console
 
+from ..chain import format_record_id
 from ..storage import CID
 from ..vocabulary import Category, Purpose
 from ._context import CliState
 from ._output import emit, jsonable, table
 from ._params import (
     ADDRESS,
+    RECORD_ID,
     action_names,
     category_name,
     category_names,
@@ -93,6 +95,8 @@ def render_details(event: str, details: dict[str, Any], amount: Callable[[int], 
             text = amount(int(value))
         elif key == "reason" and event == "PaymentSkipped":
             text = skip_reason(value)
+        elif key == "supersedes":
+            text = format_record_id(int(value))
         elif key == "patients" and isinstance(value, list | tuple):
             text = ",".join(str(v) for v in value)
         else:
@@ -103,7 +107,12 @@ def render_details(event: str, details: dict[str, Any], amount: Callable[[int], 
 
 @click.command(short_help="Who did what: the on-chain audit trail.")
 @click.option("--patient", type=ADDRESS, help="Only what concerns this patient.")
-@click.option("--record", "record_id", type=int, help="Only what concerns this record.")
+@click.option(
+    "--record",
+    "record_id",
+    type=RECORD_ID,
+    help="Only what concerns this record (0x<patient>/<index>).",
+)
 @pass_state
 def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
     """Who did what and when: consents, records, key releases, studies, payments.
@@ -119,7 +128,7 @@ def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
             "event": e.event,
             "actor": e.actor,
             "patient": e.patient,
-            "record_id": e.record_id,
+            "record_id": None if e.record_id is None else format_record_id(e.record_id),
             "grantee": e.grantee,
             "study_id": e.study_id,
             "transaction_hash": e.transaction_hash,
@@ -131,7 +140,7 @@ def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
         part
         for part in (
             f"patient {patient}" if patient else "",
-            f"record {record_id}" if record_id is not None else "",
+            f"record {format_record_id(record_id)}" if record_id is not None else "",
         )
         if part
     )

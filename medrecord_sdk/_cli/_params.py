@@ -16,7 +16,7 @@ from typing import Any
 import click
 from web3 import Web3
 
-from ..chain import NO_EXPIRY
+from ..chain import NO_EXPIRY, parse_record_id
 from ..vocabulary import Action, Category, Purpose
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "DURATION",
     "PURPOSE",
     "PURPOSES",
+    "RECORD_ID",
     "action_names",
     "category_name",
     "category_names",
@@ -94,6 +95,20 @@ class AddressType(click.ParamType):
         if not Web3.is_address(text):
             self.fail(f"{text!r} is not an Ethereum address (0x followed by 40 hex digits)")
         return str(Web3.to_checksum_address(text))
+
+
+class RecordIdType(click.ParamType):
+    """A record id: ``0x<patient>/<index>`` as the CLI prints it, or its integer."""
+
+    name = "record_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_record_id(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class CategoryType(click.ParamType):
@@ -294,6 +309,7 @@ def action_names(actions: int) -> list[str]:
 
 
 ADDRESS = AddressType()
+RECORD_ID = RecordIdType()
 CATEGORY = CategoryType()
 CATEGORIES = CategoriesType()
 PURPOSE = PurposeType()

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from web3 import Web3
 
-from ..chain import Record
+from ..chain import Record, format_record_id
 from ..client import RecordReceipt
 from ..errors import UnmappedResource
 from ..fhir import ParsedResource, parse_resource
@@ -34,7 +34,7 @@ from ..storage import CID
 from ..vocabulary import Category, Purpose
 from ._context import CliState
 from ._output import emit, table, tx_fields
-from ._params import ADDRESS, CATEGORY, PURPOSE, category_name, format_time
+from ._params import ADDRESS, CATEGORY, PURPOSE, RECORD_ID, category_name, format_time
 
 __all__ = ["PROGRESS_THRESHOLD", "record"]
 
@@ -104,7 +104,7 @@ def _parse_fhir(file: Path, version: str, category: Category | None) -> ParsedRe
 
 def _receipt_data(receipt: RecordReceipt, patient: str, category: Category) -> dict[str, object]:
     return {
-        "record_id": receipt.record_id,
+        "record_id": format_record_id(receipt.record_id),
         "patient": patient,
         "category": category_name(category),
         "cid": str(receipt.cid),
@@ -118,13 +118,13 @@ def _receipt_data(receipt: RecordReceipt, patient: str, category: Category) -> d
 
 def _record_data(rec: Record) -> dict[str, object]:
     return {
-        "record_id": rec.id,
+        "record_id": format_record_id(rec.id),
         "patient": rec.patient,
         "author": rec.author,
         "category": category_name(rec.category),
         "status": rec.status.name.lower(),
         "created_at": format_time(rec.created_at),
-        "supersedes": rec.supersedes or None,
+        "supersedes": format_record_id(rec.supersedes) if rec.supersedes else None,
         "cid": str(CID.from_onchain(rec.cid_digest, rec.cid_codec)),
         "content_hash": "0x" + rec.content_hash.hex(),
     }
@@ -201,8 +201,8 @@ def record_add(
     emit(
         state,
         data,
-        f"record {receipt.record_id} added for {patient}: {category_name(category)}, "
-        f"{receipt.plaintext_size} bytes, CID {receipt.cid}",
+        f"record {format_record_id(receipt.record_id)} added for {patient}: "
+        f"{category_name(category)}, {receipt.plaintext_size} bytes, CID {receipt.cid}",
     )
 
 
@@ -241,7 +241,7 @@ def record_list(state: CliState, patient: str | None) -> None:
 
 
 @record.command("show")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @pass_state
 def record_show(state: CliState, record_id: int) -> None:
     """Show one record's on-chain pointer, author and status."""
@@ -255,7 +255,7 @@ def record_show(state: CliState, record_id: int) -> None:
 
 
 @record.command("read")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.option(
     "--out",
     "out",
@@ -279,7 +279,9 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
     --out -: the plaintext is decrypted to a private temporary file first).
     """
     actor = state.patient(need_key=True)
-    status = state.err.status(f"fetching, verifying and decrypting record {record_id}")
+    status = state.err.status(
+        f"fetching, verifying and decrypting record {format_record_id(record_id)}"
+    )
     if out == "-":
         with tempfile.TemporaryDirectory(prefix="medrecord-read-") as tmp:
             target = Path(tmp) / "record"
@@ -298,13 +300,13 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
     size = path.stat().st_size
     emit(
         state,
-        {"record_id": record_id, "out": str(path), "size": size},
-        f"record {record_id}: {size} bytes verified and written to {path}",
+        {"record_id": format_record_id(record_id), "out": str(path), "size": size},
+        f"record {format_record_id(record_id)}: {size} bytes verified and written to {path}",
     )
 
 
 @record.command("share")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.argument("grantee", type=ADDRESS)
 @pass_state
 def record_share(state: CliState, record_id: int, grantee: str) -> None:
@@ -317,13 +319,14 @@ def record_share(state: CliState, record_id: int, grantee: str) -> None:
     result = state.patient(need_key=True).share(record_id, grantee)
     emit(
         state,
-        {"record_id": record_id, "grantee": grantee, **tx_fields(result)},
-        f"record {record_id} shared with {grantee} (tx {result.transaction_hash})",
+        {"record_id": format_record_id(record_id), "grantee": grantee, **tx_fields(result)},
+        f"record {format_record_id(record_id)} shared with {grantee} "
+        f"(tx {result.transaction_hash})",
     )
 
 
 @record.command("version")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--fhir", is_flag=True, help="FILE is a FHIR resource: validate it first.")
 @_FHIR_VERSION
@@ -349,7 +352,8 @@ def record_version(
             parsed = _parse_fhir(file, fhir_version, old.category)
         elif parsed.category != old.category:
             raise click.ClickException(
-                f"record {record_id} is {category_name(old.category)} but {file.name} is "
+                f"record {format_record_id(record_id)} is {category_name(old.category)} but "
+                f"{file.name} is "
                 f"{category_name(parsed.category)} ({parsed.reason}); a new version keeps the "
                 "category: add it as a new record instead"
             )
@@ -362,11 +366,12 @@ def record_version(
                 old.patient, source, old.category, supersedes=record_id
             )
     data = _receipt_data(receipt, old.patient, old.category)
-    data["supersedes"] = record_id
+    data["supersedes"] = format_record_id(record_id)
     emit(
         state,
         data,
-        f"record {receipt.record_id} is the new version of record {record_id} (now amended)",
+        f"record {format_record_id(receipt.record_id)} is the new version of record "
+        f"{format_record_id(record_id)} (now amended)",
     )
 
 
@@ -376,7 +381,7 @@ def _confirm(yes: bool, question: str) -> None:
 
 
 @record.command("erase")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def record_erase(state: CliState, record_id: int, yes: bool) -> None:
@@ -385,10 +390,10 @@ def record_erase(state: CliState, record_id: int, yes: bool) -> None:
     Marks it erased on chain, destroys your cached key and unpins the ciphertext. Keys already
     released to grantees, and copies they made, cannot be recalled.
     """
-    _confirm(yes, f"Erase record {record_id}? This cannot be undone")
+    _confirm(yes, f"Erase record {format_record_id(record_id)}? This cannot be undone")
     receipt = state.patient().erase(record_id)
     data = {
-        "record_id": record_id,
+        "record_id": format_record_id(record_id),
         "cid": str(receipt.cid),
         "unpinned": receipt.unpinned,
         "local_key_destroyed": receipt.local_key_destroyed,
@@ -397,13 +402,14 @@ def record_erase(state: CliState, record_id: int, yes: bool) -> None:
     emit(
         state,
         data,
-        f"record {record_id} erased (tx {receipt.receipt.transaction_hash}); {receipt.cid} "
+        f"record {format_record_id(record_id)} erased (tx {receipt.receipt.transaction_hash}); "
+        f"{receipt.cid} "
         f"unpinned; local key {'destroyed' if receipt.local_key_destroyed else 'not held'}",
     )
 
 
 @record.command("retract")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def record_retract(state: CliState, record_id: int, yes: bool) -> None:
@@ -411,12 +417,12 @@ def record_retract(state: CliState, record_id: int, yes: bool) -> None:
 
     It is no longer served; the pointer stays on chain.
     """
-    _confirm(yes, f"Retract record {record_id}? This cannot be undone")
+    _confirm(yes, f"Retract record {format_record_id(record_id)}? This cannot be undone")
     result = state.patient().retract(record_id)
     emit(
         state,
-        {"record_id": record_id, **tx_fields(result)},
-        f"record {record_id} retracted (tx {result.transaction_hash})",
+        {"record_id": format_record_id(record_id), **tx_fields(result)},
+        f"record {format_record_id(record_id)} retracted (tx {result.transaction_hash})",
     )
 
 
@@ -427,7 +433,7 @@ def record_shared(state: CliState) -> None:
     shared = state.patient().shared_with_me()
     rows = [
         {
-            "record_id": s.record_id,
+            "record_id": format_record_id(s.record_id),
             "patient": s.patient,
             "sharer": s.sharer,
             "block": s.block_number,

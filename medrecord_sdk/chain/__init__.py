@@ -24,7 +24,17 @@ from ._embedded import (
     snapshot,
 )
 from ._escrow import EnrollmentStatus, Study, StudyEscrow
-from ._records import KeyShare, Record, RecordRegistry, RecordStatus, SignedAddRecord
+from ._records import (
+    KeyShare,
+    Record,
+    RecordRegistry,
+    RecordStatus,
+    SignedAddRecord,
+    format_record_id,
+    parse_record_id,
+    record_id_of,
+    split_record_id,
+)
 from ._token import DataShareToken, PermitSignature
 from ._tx import Signer, TxResult
 from ._typed_data import EIP712_TYPES, eip712_types
@@ -69,8 +79,12 @@ __all__ = [
     "deploy_contracts",
     "devnet_accounts",
     "eip712_types",
+    "format_record_id",
     "involves",
     "load_artifact",
+    "parse_record_id",
+    "record_id_of",
     "revert_to",
     "snapshot",
+    "split_record_id",
 ]

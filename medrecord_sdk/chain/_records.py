@@ -8,13 +8,72 @@ from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from ..vocabulary import Category
 from ._base import ContractWrapper
 from ._tx import Signer, TxResult
 from ._typed_data import eip712_types
 
-__all__ = ["KeyShare", "Record", "RecordRegistry", "RecordStatus", "SignedAddRecord"]
+__all__ = [
+    "KeyShare",
+    "Record",
+    "RecordRegistry",
+    "RecordStatus",
+    "SignedAddRecord",
+    "format_record_id",
+    "parse_record_id",
+    "record_id_of",
+    "split_record_id",
+]
+
+_INDEX_BITS = 96
+
+
+def record_id_of(patient: str, index: int) -> int:
+    """The id of ``patient``'s record number ``index`` (0-based): ``patient << 96 | index``.
+
+    The RecordRegistry assigns ids so: an id names its patient, and a patient's ids count up
+    from 0 in the order the records were added.
+    """
+    if not 0 <= index < 1 << 32:
+        raise ValueError(f"record index {index} is out of range (0 to 2**32 - 2)")
+    return int(Web3.to_checksum_address(patient), 16) << _INDEX_BITS | index
+
+
+def split_record_id(record_id: int) -> tuple[str, int]:
+    """The (checksummed patient, index) a record id names."""
+    if not 0 < record_id < 1 << (160 + _INDEX_BITS):
+        raise ValueError(f"{record_id} is not a record id (patient << 96 | index)")
+    patient = Web3.to_checksum_address(f"0x{record_id >> _INDEX_BITS:040x}")
+    return patient, record_id & ((1 << _INDEX_BITS) - 1)
+
+
+def format_record_id(record_id: int) -> str:
+    """How a record id is written for people: ``0x<patient>/<index>`` (``parse_record_id``
+    reads it back; the integer itself is 50 to 77 decimal digits)."""
+    patient, index = split_record_id(record_id)
+    return f"{patient}/{index}"
+
+
+def parse_record_id(text: str) -> int:
+    """A record id from ``0x<patient>/<index>`` (as :func:`format_record_id` writes it) or from
+    its integer in decimal or ``0x`` hexadecimal. Raises ValueError saying which forms work."""
+    value = text.strip()
+    try:
+        if "/" in value:
+            patient, _, index = value.partition("/")
+            if not Web3.is_address(patient):
+                raise ValueError(f"{patient!r} is not an address")
+            return record_id_of(patient, int(index, 10))
+        number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+        split_record_id(number)
+        return number
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not a record id: write it as 0x<patient address>/<index> "
+            f"(e.g. 0x70997970C51812dc3A010C7d01b50e0d17dc79C8/0) or as its integer ({exc})"
+        ) from None
 
 
 class RecordStatus(IntEnum):

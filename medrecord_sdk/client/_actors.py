@@ -23,6 +23,7 @@ from ..chain import (
     SignedRevoke,
     Signer,
     TxResult,
+    format_record_id,
 )
 from ..chain._consent import NO_EXPIRY
 from ..crypto import (
@@ -171,8 +172,8 @@ class _Actor:
             self.keyring.put(record.id, data_key, binding)
             return data_key
         raise KeyNotShared(
-            f"no key of record {record.id} was released to {self.address} for its current "
-            "encryption key; ask the patient to share it"
+            f"no key of record {format_record_id(record.id)} was released to {self.address} "
+            "for its current encryption key; ask the patient to share it"
         )
 
     # ------------------------------------------------------------ consent helpers
@@ -291,7 +292,8 @@ class _Actor:
         record = self.mr.records.get_record(record_id)
         if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
             raise RecordUnavailable(
-                f"record {record_id} is {record.status.name.lower()}; it is no longer served"
+                f"record {format_record_id(record_id)} is {record.status.name.lower()}; "
+                "it is no longer served"
             )
         self._require_consent(record.patient, self.address, record.category, purpose, Action.READ)
         data_key = self._data_key(record)
@@ -468,7 +470,9 @@ class Patient(_Actor):
         grantee = Web3.to_checksum_address(grantee)
         record = self.mr.records.get_record(record_id)
         if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
-            raise RecordUnavailable(f"record {record_id} is {record.status.name.lower()}")
+            raise RecordUnavailable(
+                f"record {format_record_id(record_id)} is {record.status.name.lower()}"
+            )
         self._require_consent(record.patient, grantee, record.category, None, Action.READ)
         public_key = self._public_key_of(grantee)
         data_key = self._data_key(record)
@@ -496,8 +500,9 @@ class Patient(_Actor):
                 self.mr.store.gc()
         except StorageError as exc:
             raise type(exc)(
-                f"record {record_id} was erased on chain ({receipt.transaction_hash}) and its "
-                f"local key destroyed, but unpinning {cid} failed: {exc}; retry store.unpin"
+                f"record {format_record_id(record_id)} was erased on chain "
+                f"({receipt.transaction_hash}) and its local key destroyed, but unpinning {cid} "
+                f"failed: {exc}; retry store.unpin"
             ) from exc
         return ErasureReceipt(record_id, receipt, cid, True, destroyed)
 

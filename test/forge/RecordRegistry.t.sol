@@ -145,29 +145,35 @@ contract RecordRegistryInvariantTest is Test {
         handler.addRecordBySig(3, 3, 0, keccak256("e")); // actor 3's own key: record 4
         handler.addRecordBySig(0, 3, 0, keccak256("f")); // someone else's key: refused
         handler.replay(0); // refused
-        handler.shareKey(0, 2, 1); // patient 0 shares record 2 (seed 2 -> id 3)
+        handler.shareKey(0, 2, 1); // patient 0 shares the third record (seed 2)
         handler.retract(3, 1); // a stranger: refused
-        handler.retract(0, 1); // record 2
-        handler.erase(2, 1); // guardian erases record 2
+        handler.retract(0, 1); // the second record
+        handler.erase(2, 1); // guardian erases the second record
         assertEq(handler.ghostRecordCount(), 4);
-        assertEq(uint8(records.getRecord(1).status), uint8(IRecordRegistry.RecordStatus.Amended));
-        assertEq(uint8(records.getRecord(2).status), uint8(IRecordRegistry.RecordStatus.Erased));
+        assertEq(uint8(records.getRecord(handler.ghostIds(0)).status), uint8(IRecordRegistry.RecordStatus.Amended));
+        assertEq(uint8(records.getRecord(handler.ghostIds(1)).status), uint8(IRecordRegistry.RecordStatus.Erased));
+        assertEq(handler.ghostIds(1), uint256(uint160(handler.actors(0))) << 96 | 1); // patient 0's second
         invariant_recordsNeverChangePatient();
         invariant_listsHoldOwnRecords();
         invariant_onlyAuthorisedActs();
         invariant_noReplayNoncesNeverDecrease();
     }
 
-    /// Records never change patient; statuses follow the model; ids are 1..n with no gap.
+    /// Records never change patient; statuses follow the model; each patient's ids are
+    /// `patient << 96 | 0..n-1` with no gap (checked as they are assigned, in the handler).
     function invariant_recordsNeverChangePatient() public {
         uint256 n = handler.ghostRecordCount();
-        for (uint256 id = 1; id <= n; ++id) {
+        for (uint256 i; i < n; ++i) {
+            uint256 id = handler.ghostIds(i);
             IRecordRegistry.Record memory r = records.getRecord(id);
             assertEq(r.patient, handler.ghostPatient(id), "patient");
             assertEq(uint8(r.status), uint8(handler.ghostStatus(id)), "status");
         }
-        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryNonexistentRecord.selector, n + 1));
-        records.getRecord(n + 1);
+        assertEq(handler.illegalTransitions(), 0, "illegal transition or id");
+        address p = handler.actors(0);
+        uint256 next = uint256(uint160(p)) << 96 | handler.ghostCountOf(p);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryNonexistentRecord.selector, next));
+        records.getRecord(next);
     }
 
     /// Every patient's list holds exactly that patient's records.

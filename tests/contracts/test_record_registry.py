@@ -12,6 +12,7 @@ import hashlib
 
 import ape
 import pytest
+from ape.types import AddressType
 from eth_abi import encode
 from eth_utils import keccak
 
@@ -32,6 +33,11 @@ def h(label: str) -> bytes:
 
 def key_of(account) -> bytes:
     return h(f"x25519 public key of {account.address}")
+
+
+def rid(account, index: int) -> int:
+    """The id of `account`'s record number `index`: the contract's `patient << 96 | index`."""
+    return int(str(account.address), 16) << 96 | index
 
 
 def error_data(signature: str, types: list[str], values: list) -> bytes:
@@ -155,7 +161,7 @@ def test_patient_adds_a_record(registry, patient):
     receipt = registry.addRecord(patient, digest, RAW, digest, LABORATORY, 0, sender=patient)
     assert receipt.events == [
         registry.RecordAdded(
-            recordId=1,
+            recordId=rid(patient, 0),
             patient=patient,
             author=patient,
             category=LABORATORY,
@@ -165,8 +171,8 @@ def test_patient_adds_a_record(registry, patient):
             supersedes=0,
         )
     ]
-    stored = registry.getRecord(1)
-    assert stored.id == 1
+    stored = registry.getRecord(rid(patient, 0))
+    assert stored.id == rid(patient, 0)
     assert stored.patient == patient
     assert stored.author == patient
     assert stored.cidDigest == digest
@@ -182,13 +188,13 @@ def test_patient_adds_a_record(registry, patient):
 def test_dag_pb_record_keeps_a_distinct_content_hash(registry, patient):
     digest, content = h("root node"), h("ciphertext")
     registry.addRecord(patient, digest, DAG_PB, content, IMAGING, 0, sender=patient)
-    stored = registry.getRecord(1)
+    stored = registry.getRecord(rid(patient, 0))
     assert (stored.cidDigest, stored.cidCodec, stored.contentHash) == (digest, DAG_PB, content)
 
 
 def test_raw_record_with_a_content_hash_other_than_the_digest_is_kept_as_given(registry, patient):
     registry.addRecord(patient, h("d"), RAW, h("c"), LABORATORY, 0, sender=patient)
-    assert registry.getRecord(1).contentHash == h("c")
+    assert registry.getRecord(rid(patient, 0)).contentHash == h("c")
 
 
 def test_guardian_adds_a_record_as_author(registry, add, patient, guardian):
@@ -281,10 +287,19 @@ def test_zero_digest_or_content_hash_is_rejected(registry, patient):
             registry.addRecord(patient, digest, DAG_PB, content, LABORATORY, 0, sender=patient)
 
 
-def test_ids_are_global_and_lists_per_patient(registry, add, patient, researcher):
-    assert [add(label="p1"), add(who=researcher, label="r1"), add(label="p2")] == [1, 2, 3]
-    assert [r.id for r in registry.recordsOf(patient, 0, 10)] == [1, 3]
-    assert [r.id for r in registry.recordsOf(researcher, 0, 10)] == [2]
+def test_ids_name_the_patient_and_count_its_records(registry, add, patient, researcher):
+    added = [add(label="p1"), add(who=researcher, label="r1"), add(label="p2")]
+    assert added == [rid(patient, 0), rid(researcher, 0), rid(patient, 1)]
+    assert [r.id for r in registry.recordsOf(patient, 0, 10)] == [rid(patient, 0), rid(patient, 1)]
+    assert [r.id for r in registry.recordsOf(researcher, 0, 10)] == [rid(researcher, 0)]
+    assert all(registry.getRecord(i).patient == hex_address(i >> 96) for i in added)
+    # An id that names the patient but an index not yet assigned is unknown.
+    with ape.reverts(registry.RecordRegistryNonexistentRecord, recordId=rid(patient, 2)):
+        registry.getRecord(rid(patient, 2))
+
+
+def hex_address(number: int) -> str:
+    return ape.convert(f"0x{number:040x}", AddressType)
 
 
 # ---------------------------------------------------------------------------- supersede
@@ -676,7 +691,7 @@ def test_signed_add_is_relayed_with_the_patient_as_author(registry, sign, patien
     receipt = registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
     assert receipt.events == [
         registry.RecordAdded(
-            recordId=1,
+            recordId=rid(patient, 0),
             patient=patient,
             author=patient,
             category=LABORATORY,
@@ -686,7 +701,7 @@ def test_signed_add_is_relayed_with_the_patient_as_author(registry, sign, patien
             supersedes=0,
         )
     ]
-    assert registry.getRecord(1).author == patient
+    assert registry.getRecord(rid(patient, 0)).author == patient
     assert registry.nonces(patient) == 1
 
 

@@ -78,6 +78,11 @@ ERROR_TYPES = {
 }
 
 
+def record_id(patient: str, index: int) -> int:
+    """The contract's id of `patient`'s record number `index`: `patient << 96 | index`."""
+    return int(patient, 16) << 96 | index
+
+
 def encode_error(name: str, args: dict) -> bytes:
     fields = ERROR_TYPES[name]
     types = [t for _, t in fields]
@@ -216,11 +221,14 @@ class RecordMachine(RuleBasedStateMachine):
         return self.permitted(patient, author, category, WRITE) or self.may_act_for(patient, author)
 
     def pick(self, choice: int) -> int:
-        """A record id from a drawn number: mostly existing ones, sometimes 0 or the next id."""
-        count = len(self.state.records)
-        if count == 0 or choice % 6 == 0:
-            return (0, count + 1)[choice // 6 % 2]
-        return 1 + choice % count
+        """A record id from a drawn number: mostly existing ones, sometimes 0 or the next id of
+        the patient (an id that names a patient but was never assigned)."""
+        ids = list(self.state.records)
+        if not ids or choice % 6 == 0:
+            patient = self.addr["patient"]
+            unassigned = record_id(patient, len(self.state.lists.get(patient, [])))
+            return (0, unassigned)[choice // 6 % 2]
+        return ids[choice % len(ids)]
 
     def supersede_error(self, patient: str, category: int, supersedes: int):
         if not supersedes:
@@ -258,7 +266,8 @@ class RecordMachine(RuleBasedStateMachine):
 
     def record_added(self, receipt, patient: str, author: str, fields: dict, supersedes: int):
         (log,) = receipt.decode_logs(self.registry.RecordAdded)
-        assert log.recordId == len(self.state.records) + 1  # ids: a global counter from 1
+        # ids: the patient's address, then the patient's count of records before this one
+        assert log.recordId == record_id(patient, len(self.state.lists.get(patient, [])))
         self.state.add(
             Rec(
                 id=log.recordId,

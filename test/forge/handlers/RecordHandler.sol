@@ -28,6 +28,7 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     uint256[ACTORS] internal keys;
 
     uint256 public ghostRecordCount;
+    uint256[] public ghostIds; // every id assigned, in order
     mapping(uint256 id => address) public ghostPatient;
     mapping(uint256 id => IRecordRegistry.RecordStatus) public ghostStatus;
     mapping(address patient => uint256) public ghostCountOf;
@@ -198,8 +199,10 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     // ------------------------------------------------------------------ helpers
 
     function _created(uint256 id, address patient, uint256 supersedes) internal {
-        if (id != ghostRecordCount + 1) illegalTransitions++;
-        ghostRecordCount = id;
+        // The id names the patient and counts the patient's records from 0.
+        if (id != (uint256(uint160(patient)) << 96 | ghostCountOf[patient])) illegalTransitions++;
+        ghostRecordCount++;
+        ghostIds.push(id);
         ghostPatient[id] = patient;
         ghostStatus[id] = IRecordRegistry.RecordStatus.Active;
         ghostCountOf[patient]++;
@@ -211,7 +214,7 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
 
     function _maybeRecord(uint256 seed) internal view returns (uint256) {
         if (ghostRecordCount == 0 || seed % 3 == 0) return 0;
-        return 1 + seed % ghostRecordCount;
+        return ghostIds[seed % ghostRecordCount];
     }
 
     function _sign(uint256 key, bytes32 structHash) internal view returns (bytes memory) {

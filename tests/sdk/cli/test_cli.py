@@ -137,12 +137,12 @@ def _grant(cli: Cli, patient: int, grantee: int, *extra: str) -> None:
     )  # fmt: skip
 
 
-def _add_lab_record(cli: Cli, patient: int, tmp_path: Path, text: bytes = b"Hb 13.2 g/dL") -> int:
+def _add_lab_record(cli: Cli, patient: int, tmp_path: Path, text: bytes = b"Hb 13.2 g/dL") -> str:
     source = tmp_path / f"lab-{patient}.txt"
     source.write_bytes(text)
     added = cli.data("record", "add", str(source), "--category", "Laboratory", account=patient)
     assert isinstance(added, dict)
-    return int(added["record_id"])
+    return str(added["record_id"])  # 0x<patient>/<index>, as the CLI prints and reads it
 
 
 # ---------------------------------------------------------------- deploy and keys
@@ -210,7 +210,7 @@ def test_keys_new_then_the_keystores_sign_and_open_records(cli: Cli, tmp_path: P
         "published_key": created["public_key"],
         "registered": True,
     }
-    record_id = int(
+    record_id = str(
         json.loads(
             cli.ok(
                 *paths, "--json", "record", "add", str(account_ks), "--category", "demographics",
@@ -263,7 +263,7 @@ def test_patient_provider_doctor_researcher_story(cli: Cli, tmp_path: Path) -> N
     added = cli.data("record", "add", str(observation), "--fhir", "--for", ADDR[PATIENT],
                      account=PROVIDER)  # fmt: skip
     assert isinstance(added, dict)
-    record_id = int(added["record_id"])
+    record_id = added["record_id"]
     assert added["category"] == "laboratory"
     assert "observation-category" in str(added["category_reason"])
     assert added["cid"] in cli.pins()
@@ -485,7 +485,8 @@ def test_large_file_streams_with_progress_and_versions(cli: Cli, tmp_path: Path)
     big = tmp_path / "scan.bin"
     big.write_bytes(os.urandom(3 * (1 << 20) + 123))
     result = cli.ok("record", "add", str(big), "--category", "imaging", account=PATIENT3)
-    record_id = int(result.stdout.split()[1])
+    record_id = result.stdout.split()[1]
+    assert record_id.startswith(f"{ADDR[PATIENT3]}/")  # ids name their patient
     assert "encrypting scan.bin" in result.stderr  # the progress bar, on stderr
 
     out = tmp_path / "scan.out"
@@ -598,6 +599,14 @@ def test_settings_come_from_the_environment_and_options_win(cli: Cli) -> None:
     assert "no JSON-RPC node answers at http://127.0.0.1:9" in overridden.stderr
     assert bad_store.exit_code == 2
     assert "store" in bad_store.stderr
+
+
+def test_a_malformed_record_id_is_refused_with_the_forms_that_work(cli: Cli) -> None:
+    for text in ("12x", "0xnothex/1", f"{ADDR[PATIENT]}/x", "0"):
+        result = cli.run("record", "show", text)
+        assert result.exit_code == 2, text
+        assert "is not a record id" in result.stderr, text
+        assert "0x<patient address>/<index>" in result.stderr, text
 
 
 def test_consent_check_answers_with_its_exit_status(cli: Cli) -> None:
