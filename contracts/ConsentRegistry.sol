@@ -132,16 +132,16 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     }
 
     /// @inheritdoc IConsentRegistry
-    function mayUse(address patient, address grantee, uint64 categories, uint8 actions)
+    function isPermittedAnyPurpose(address patient, address grantee, uint64 categories, uint8 actions)
         external
         view
         returns (bool)
     {
-        return _mayUse(patient, grantee, categories, actions);
+        return _isPermittedAnyPurpose(patient, grantee, categories, actions);
     }
 
-    /// @dev {mayUse}, for the records kept in the same contract (see RecordRegistry).
-    function _mayUse(address patient, address grantee, uint64 categories, uint8 actions)
+    /// @dev {isPermittedAnyPurpose}, for the records kept in the same contract (see RecordRegistry).
+    function _isPermittedAnyPurpose(address patient, address grantee, uint64 categories, uint8 actions)
         internal
         view
         returns (bool)

@@ -386,9 +386,9 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         returns (bool)
     {
         if (_canActFor(patient, sharer)) {
-            // mayUse is true for the patient; the shortcut saves the read.
+            // isPermittedAnyPurpose is true for the patient; the shortcut saves the read.
             if (grantee == patient) return true;
-            if (_mayUse(patient, grantee, uint64(1) << category, _READ)) return true;
+            if (_isPermittedAnyPurpose(patient, grantee, uint64(1) << category, _READ)) return true;
         }
         return sharer == author && (grantee == patient || grantee == author);
     }
@@ -402,7 +402,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
      */
     function _checkAuthor(address patient, uint8 category) private view {
         if (msg.sender == patient) return;
-        if (category <= _MAX_CATEGORY && _mayUse(patient, msg.sender, uint64(1) << category, _WRITE)) {
+        if (category <= _MAX_CATEGORY && _isPermittedAnyPurpose(patient, msg.sender, uint64(1) << category, _WRITE)) {
             return;
         }
         if (_canActFor(patient, msg.sender)) return;

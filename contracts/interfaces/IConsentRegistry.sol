@@ -175,11 +175,11 @@ interface IConsentRegistry {
      * whatever purposes it names (a live grant always names at least one).
      * @dev The record registry's question: writing a record of a category, or receiving its
      * key, takes the category and the action; the purpose binds the grantee off chain. True for
-     * the patient on their own data; false for an empty mask; never reverts. Its selector is the
-     * lowest of this contract's (the dispatcher tests selectors in ascending order), because
-     * every key release asks it.
+     * the patient on their own data; false for an empty mask; never reverts. RecordRegistry
+     * asks it (internally: it is a ConsentRegistry) before every record write by a grantee and
+     * every key release.
      */
-    function mayUse(address patient, address grantee, uint64 categories, uint8 actions)
+    function isPermittedAnyPurpose(address patient, address grantee, uint64 categories, uint8 actions)
         external
         view
         returns (bool);

@@ -231,7 +231,7 @@ interface IRecordRegistry {
      * @notice Releases the data key of `recordId` to `grantee`, wrapped (off-chain) for the
      * grantee's X25519 key published in the ConsentRegistry. Emits {KeyShared}.
      * @dev Allowed for the patient or a guardian toward the patient or toward a grantee for
-     * which the ConsentRegistry's `mayUse(patient, grantee, 1 << category, READ)`
+     * which the ConsentRegistry's `isPermittedAnyPurpose(patient, grantee, 1 << category, READ)`
      * holds now (a READ consent for the record's category, whatever its purposes: the purpose is
      * the grantee's to respect, the key is the same for all); for the record's author toward the
      * patient and toward itself. The record must be Active or Amended. Threat model: the contract cannot check what `wrappedKey` contains; it

@@ -5,8 +5,8 @@ import {IConsentRegistry} from "../interfaces/IConsentRegistry.sol";
 
 /**
  * @title ConsentQuery
- * @notice The access questions RecordRegistry and StudyEscrow ask the ConsentRegistry on their
- * hot paths (every key release, every enrollment and claim), as a bare staticcall.
+ * @notice The access question StudyEscrow asks the ConsentRegistry on its hot paths (every
+ * enrollment and claim), as a bare staticcall.
  * @dev The compiler's call wrapper (extcodesize-free since 0.8.10, but with its ABI encoder and
  * return-data decoder) adds about 150 gas per question. The registry is the caller's own
  * immutable contract, so anything but a well-formed `true` (a revert, short or dirty return
@@ -32,25 +32,6 @@ library ConsentQuery {
             mstore(add(m, 0x64), purposes)
             mstore(add(m, 0x84), actions)
             let ok := staticcall(gas(), registry, m, 0xa4, 0x00, 0x20)
-            permitted := and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1)))
-        }
-    }
-
-    /// @dev `registry.mayUse(patient, grantee, categories, actions)`.
-    function permitsUse(IConsentRegistry registry, address patient, address grantee, uint64 categories, uint8 actions)
-        internal
-        view
-        returns (bool permitted)
-    {
-        bytes4 selector = IConsentRegistry.mayUse.selector;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, selector)
-            mstore(add(m, 0x04), patient)
-            mstore(add(m, 0x24), grantee)
-            mstore(add(m, 0x44), categories)
-            mstore(add(m, 0x64), actions)
-            let ok := staticcall(gas(), registry, m, 0x84, 0x00, 0x20)
             permitted := and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1)))
         }
     }

@@ -35,8 +35,9 @@ class Consent:
         return self.actions != 0 and now < self.expiry
 
     def covers_any_purpose(self, category: Category, action: Action, now: int) -> bool:
-        """The registries' question for writing a record or receiving its key (the contract's
-        ``mayUse``): the category and the action, under whatever purposes were granted."""
+        """The registry's question for writing a record or receiving its key (the contract's
+        ``isPermittedAnyPurpose``): the category and the action, under whatever purposes were
+        granted."""
         return (
             self.is_active(now)
             and bool(self.categories & Category(category).bit)
@@ -103,10 +104,14 @@ class ConsentRegistry(ContractWrapper):
         masks = (int(categories), int(purposes), int(actions))
         return bool(self._call("isPermittedAll", patient, grantee, *masks))
 
-    def may_use(self, patient: str, grantee: str, categories: int, actions: int) -> bool:
-        """The contract's ``mayUse``: every category and action asked, under any purpose (the
-        question the record registry asks before a record is written or its key released)."""
-        return bool(self._call("mayUse", patient, grantee, int(categories), int(actions)))
+    def is_permitted_any_purpose(
+        self, patient: str, grantee: str, categories: int, actions: int
+    ) -> bool:
+        """The contract's ``isPermittedAnyPurpose``: every category and action asked, under any
+        purpose (what the record registry asks before a record is written or its key released)."""
+        return bool(
+            self._call("isPermittedAnyPurpose", patient, grantee, int(categories), int(actions))
+        )
 
     def is_permitted_all_batch(
         self, patients: Sequence[str], grantee: str, categories: int, purposes: int, actions: int

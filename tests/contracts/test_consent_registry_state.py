@@ -122,8 +122,8 @@ class Model:
             and actions & action == action
         )
 
-    def may_use(self, patient, grantee, categories, actions, timestamp) -> bool:
-        """mayUse: every category and action bit asked, under any (some) purpose."""
+    def is_permitted_any_purpose(self, patient, grantee, categories, actions, timestamp) -> bool:
+        """isPermittedAnyPurpose: every category and action bit asked, under any (some) purpose."""
         if categories == 0 or actions == 0:
             return False
         if patient == grantee:
@@ -521,8 +521,10 @@ class ConsentMachine(RuleBasedStateMachine):
         assert self.registry.isPermitted(patient, grantee, category, purpose, action) == expected
         if category < 64:
             mask = 1 << category
-            expected = self.model.may_use(patient, grantee, mask, action, timestamp)
-            assert self.registry.mayUse(patient, grantee, mask, action) == expected
+            expected = self.model.is_permitted_any_purpose(
+                patient, grantee, mask, action, timestamp
+            )
+            assert self.registry.isPermittedAnyPurpose(patient, grantee, mask, action) == expected
 
     @rule(
         picks=st.lists(st.integers(0, 2**16), max_size=6),

@@ -206,7 +206,7 @@ class RecordMachine(RuleBasedStateMachine):
         )
 
     def permitted(self, patient: str, grantee: str, category: int, action: int):
-        """ConsentRegistry.mayUse: the category and the action, under any purpose."""
+        """ConsentRegistry.isPermittedAnyPurpose: the category and the action, under any purpose."""
         if grantee == patient:
             return True
         cats, purposes, actions, expiry = self.consent.get((patient, grantee), (0, 0, 0, 0))

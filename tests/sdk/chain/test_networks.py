@@ -55,6 +55,28 @@ def test_grant_check_and_revoke(network) -> None:
     assert registry.nonce_of(patient.address, provider) == 2
 
 
+def test_any_purpose_question(network) -> None:
+    """isPermittedAnyPurpose: the category and the action, whatever purpose was granted; the
+    SDK's local rule (Consent.covers_any_purpose) gives the same answers."""
+    registry = fresh_registry(network)
+    patient, researcher = network.signer(1), network.accounts[2].address
+    hresch = Purpose.HRESCH.bit
+    registry.grant(researcher, LAB, hresch, Action.READ, network.now() + 3600, signer=patient)
+    asked = [(LAB, Action.READ), (LAB, Action.WRITE), (Category.IMAGING.bit, Action.READ)]
+    answers = [
+        registry.is_permitted_any_purpose(patient.address, researcher, cats, act)
+        for cats, act in asked
+    ]
+    assert answers == [True, False, False]
+    consent = registry.consent_of(patient.address, researcher)
+    local = [
+        consent.covers_any_purpose(Category.LABORATORY, Action.READ, network.now()),
+        consent.covers_any_purpose(Category.LABORATORY, Action.WRITE, network.now()),
+        consent.covers_any_purpose(Category.IMAGING, Action.READ, network.now()),
+    ]
+    assert local == answers
+
+
 def test_batch_consent_question(network) -> None:
     """One call answers isPermittedAll for many patients, in order, repeats included."""
     registry = fresh_registry(network)
