@@ -61,8 +61,8 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
 
     uint8 private constant _MAX_CATEGORY = 63;
 
-    /// @dev A patient's records: the index is below 2**32 - 1 (Header.supersedes holds index + 1).
-    uint256 private constant _MAX_RECORDS_PER_PATIENT = type(uint32).max - 1;
+    /// @dev The highest index of a patient's record: Header.supersedes holds index + 1 in 32 bits.
+    uint256 private constant _MAX_INDEX = type(uint32).max - 1;
 
     /**
      * @dev The header slot of a record: everything the rules read, in one SLOAD. Solidity packs
@@ -275,12 +275,12 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
                 revert RecordRegistryInvalidStatus(supersedes, previous.status);
             }
             previous.status = RecordStatus.Amended;
-            // An existing id's index is below _MAX_RECORDS_PER_PATIENT: index + 1 fits.
+            // An existing id's index is at most _MAX_INDEX: index + 1 fits.
             amends = uint32(supersedes) + 1;
         }
 
         uint256 index = _recordCounts[patient];
-        if (index >= _MAX_RECORDS_PER_PATIENT) revert RecordRegistryTooManyRecords(patient);
+        if (index > _MAX_INDEX) revert RecordRegistryTooManyRecords(patient);
         unchecked {
             _recordCounts[patient] = index + 1;
         }

@@ -298,6 +298,26 @@ def test_ids_name_the_patient_and_count_its_records(registry, add, patient, rese
         registry.getRecord(rid(patient, 2))
 
 
+def test_a_patient_has_at_most_two_to_the_32_minus_one_records(registry, add, patient, chain):
+    if chain.provider.name == "test":
+        pytest.skip("the py-evm provider cannot write storage; this runs on Anvil")
+    # 2**32 - 1 records cost some 3 * 10**14 gas: the limit is reached here by writing the
+    # patient's count into storage. Slots: EIP712's two strings, _consents, _guardians,
+    # _encryptionKeys, Nonces' _nonces, _records, then _recordCounts (7).
+    add(label="one")
+    slot = int.from_bytes(keccak(bytes(12) + bytes.fromhex(patient.address[2:]) + (7).to_bytes(32)))
+    assert int.from_bytes(chain.provider.get_storage(registry.address, slot)) == 1  # the layout
+    chain.provider.set_storage(registry.address, slot, (2**32 - 3).to_bytes(32))
+    assert registry.recordCount(patient) == 2**32 - 3
+    before_last = add(label="before last")
+    last = add(label="last", supersedes=before_last)  # index 2**32 - 2: the last one
+    assert last == rid(patient, 2**32 - 2)
+    assert registry.getRecord(last).supersedes == before_last  # index + 1 fits in 32 bits
+    with ape.reverts(registry.RecordRegistryTooManyRecords, patient=patient):
+        add(label="one too many")
+    assert registry.recordCount(patient) == 2**32 - 1
+
+
 def hex_address(number: int) -> str:
     return ape.convert(f"0x{number:040x}", AddressType)
 
