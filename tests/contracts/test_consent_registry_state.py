@@ -123,20 +123,10 @@ class Model:
         )
 
     def is_permitted_any_purpose(self, patient, grantee, categories, actions, timestamp) -> bool:
-        """isPermittedAnyPurpose: every category and action bit asked, under any (some) purpose."""
-        if categories == 0 or actions == 0:
-            return False
-        if patient == grantee:
-            return True
-        held_categories, held_purposes, held_actions, expiry = self.consents.get(
-            (patient, grantee), EMPTY
-        )
-        return (
-            timestamp < expiry
-            and held_categories & categories == categories
-            and held_purposes != 0
-            and held_actions & actions == actions
-        )
+        """isPermittedAnyPurpose: isPermittedAll asking for the purposes the pair holds (none
+        held, as after a revoke: refused; the patient on their own data: any purpose)."""
+        held_purposes = 1 if patient == grantee else self.consents.get((patient, grantee), EMPTY)[1]
+        return self.permitted_all(patient, grantee, categories, held_purposes, actions, timestamp)
 
     def permitted_all(self, patient, grantee, categories, purposes, actions, timestamp) -> bool:
         """isPermittedAll: every bit of the three masks; an empty mask is never permitted."""
