@@ -136,13 +136,13 @@ contract RecordRegistryInvariantTest is Test {
     /// The example paired with the campaign: one scripted run reaches every kind of act, allowed
     /// and refused, and the invariants hold at the end.
     function test_handlerExample() public {
-        handler.addRecord(0, 0, 1, 0, keccak256("a")); // patient 0, own record 1
+        handler.addRecord(0, 0, 1, 0, keccak256("a")); // patient 0, own first record (index 0)
         handler.addRecord(1, 0, 1, 0, keccak256("b")); // actor 1 for patient 0: refused
         handler.grant(0, 1, 1, 3); // patient 0 lets actor 1 read and write category 1
-        handler.addRecord(1, 0, 1, 1, keccak256("c")); // accepted now: record 2, amends record 1
+        handler.addRecord(1, 0, 1, 1, keccak256("c")); // accepted now: the second record, amends the first
         handler.appointGuardian(0, 2);
-        handler.addRecord(2, 0, 1, 0, keccak256("d")); // guardian: record 3
-        handler.addRecordBySig(3, 3, 0, keccak256("e")); // actor 3's own key: record 4
+        handler.addRecord(2, 0, 1, 0, keccak256("d")); // guardian: the third record
+        handler.addRecordBySig(3, 3, 0, keccak256("e")); // actor 3's own key: actor 3's first record
         handler.addRecordBySig(0, 3, 0, keccak256("f")); // someone else's key: refused
         handler.replay(0); // refused
         handler.shareKey(0, 2, 1); // patient 0 shares the third record (seed 2)

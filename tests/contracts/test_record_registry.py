@@ -872,7 +872,7 @@ PAGES = [
 
 @pytest.fixture
 def six(add, patient):
-    """Six records of the patient: they span two slots of the packed id list."""
+    """Six records of the patient: ids patient << 96 | 0..5."""
     return [add(label=f"page {i}") for i in range(6)]
 
 
