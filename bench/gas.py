@@ -196,21 +196,6 @@ def measure() -> list[Row]:
         consent.revokeFor(patient, researcher, sender=guardian),
         Floor(updated=1, reads=1),
     )
-    grant_types = {
-        "Grant": [
-            {"name": n, "type": t}
-            for n, t in (
-                ("patient", "address"),
-                ("grantee", "address"),
-                ("categories", "uint64"),
-                ("purposes", "uint32"),
-                ("actions", "uint8"),
-                ("expiry", "uint40"),
-                ("nonce", "uint64"),
-                ("deadline", "uint256"),
-            )
-        ]
-    }
     deadline = chain.pending_timestamp + DAY
     message = {
         "patient": str(signer.address),
@@ -222,7 +207,9 @@ def measure() -> list[Row]:
         "nonce": consent.nonceOf(signer, researcher),
         "deadline": deadline,
     }
-    sig = _sign(signer, "MedRecord ConsentRegistry", consent, grant_types, message).signature
+    sig = _sign(
+        signer, "MedRecord ConsentRegistry", consent, eip712_types("Grant"), message
+    ).signature
     bench.add(
         c,
         "grantBySig (new pair, relayed)",
@@ -347,13 +334,6 @@ def measure() -> list[Row]:
             _floor(receipt, share_floor) // 10,
         )
     )
-    share_fields = (
-        ("recordId", "uint256"),
-        ("grantee", "address"),
-        ("wrappedKey", "bytes"),
-        ("nonce", "uint256"),
-        ("deadline", "uint256"),
-    )
     signer_record = records.recordsOf(signer, 0, 1)[0].id
     consent.grant(researcher, 1 << LABORATORY, 1 << TREAT, READ, NO_EXPIRY, sender=signer)
     message = {
@@ -367,7 +347,7 @@ def measure() -> list[Row]:
         signer,
         "MedRecord RecordRegistry",
         records,
-        {"ShareKey": [{"name": n, "type": t} for n, t in share_fields]},
+        eip712_types("ShareKey"),
         message,
     ).signature
     bench.add(

@@ -34,22 +34,18 @@ class Consent:
         """Active while ``now < expiry``, as the contract decides."""
         return self.actions != 0 and now < self.expiry
 
-    def covers_any_purpose(self, category: Category, action: Action, now: int) -> bool:
-        """The registry's question for writing a record or receiving its key (the contract's
-        ``isPermittedAnyPurpose``): the category and the action, under whatever purposes were
-        granted."""
-        return (
-            self.is_active(now)
-            and bool(self.categories & Category(category).bit)
-            and self.purposes != 0
-            and self.actions & int(action) == int(action)
-        )
+    def covers(self, category: Category, purpose: Purpose | None, action: Action, now: int) -> bool:
+        """Whether this consent, now, covers ``action`` on ``category`` for ``purpose``.
 
-    def covers(self, category: Category, purpose: Purpose, action: Action, now: int) -> bool:
+        ``purpose=None`` asks the registry's question for writing a record or receiving its key
+        (the contract's ``isPermittedAnyPurpose``): under whatever purposes were granted.
+        """
+        wanted = self.purposes if purpose is None else Purpose(purpose).bit
         return (
             self.is_active(now)
             and bool(self.categories & Category(category).bit)
-            and bool(self.purposes & Purpose(purpose).bit)
+            and wanted != 0
+            and self.purposes & wanted == wanted
             and self.actions & int(action) == int(action)
         )
 

@@ -45,6 +45,13 @@ EIP712_TYPES: dict[str, list[Field]] = {
         ("nonce", "uint256"),
         ("deadline", "uint256"),
     ),
+    "ShareKey": _fields(
+        ("recordId", "uint256"),
+        ("grantee", "address"),
+        ("wrappedKey", "bytes"),
+        ("nonce", "uint256"),
+        ("deadline", "uint256"),
+    ),
     # ERC-2612 permit of DataShareToken (domain: the token's name, version "1").
     "Permit": _fields(
         ("owner", "address"),

@@ -192,14 +192,11 @@ class _Actor:
             return
         consent = self.mr.consent.consent_of(patient, grantee)
         now = self.mr.now()
-        if purpose is None:
-            if consent.covers_any_purpose(category, action, now):
-                return
-            what = f"{action.name} of {category.name}"
-        else:
-            if consent.covers(category, purpose, action, now):
-                return
-            what = f"{action.name} of {category.name} for {purpose.name}"
+        if consent.covers(category, purpose, action, now):
+            return
+        what = f"{action.name} of {category.name}"
+        if purpose is not None:
+            what += f" for {purpose.name}"
         if consent.actions and not consent.is_active(now):
             raise ConsentExpired(
                 f"the consent of {patient} to {grantee} expired at {consent.expiry}; "

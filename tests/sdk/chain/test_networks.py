@@ -57,7 +57,7 @@ def test_grant_check_and_revoke(network) -> None:
 
 def test_any_purpose_question(network) -> None:
     """isPermittedAnyPurpose: the category and the action, whatever purpose was granted; the
-    SDK's local rule (Consent.covers_any_purpose) gives the same answers."""
+    SDK's local rule (Consent.covers with purpose None) gives the same answers."""
     registry = fresh_registry(network)
     patient, researcher = network.signer(1), network.accounts[2].address
     hresch = Purpose.HRESCH.bit
@@ -70,9 +70,9 @@ def test_any_purpose_question(network) -> None:
     assert answers == [True, False, False]
     consent = registry.consent_of(patient.address, researcher)
     local = [
-        consent.covers_any_purpose(Category.LABORATORY, Action.READ, network.now()),
-        consent.covers_any_purpose(Category.LABORATORY, Action.WRITE, network.now()),
-        consent.covers_any_purpose(Category.IMAGING, Action.READ, network.now()),
+        consent.covers(Category.LABORATORY, None, Action.READ, network.now()),
+        consent.covers(Category.LABORATORY, None, Action.WRITE, network.now()),
+        consent.covers(Category.IMAGING, None, Action.READ, network.now()),
     ]
     assert local == answers
 
