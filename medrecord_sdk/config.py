@@ -12,7 +12,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["DEVNET_CHAIN_IDS", "Settings"]
+
+# Chain ids of local development nodes (Hardhat 1337 in some setups, Anvil and Hardhat 31337).
+DEVNET_CHAIN_IDS = frozenset({1337, 31337})
 
 
 class Settings(BaseSettings):
@@ -54,3 +57,35 @@ class Settings(BaseSettings):
 
     request_timeout: float = 30.0
     """Seconds before an RPC or store request is abandoned."""
+
+    data_dir: Path | None = None
+    """The SDK's own files (operations journal, and by default keys and store). None: the
+    user's data directory (platformdirs ``user_data_dir("medrecord")``); see :meth:`data_path`."""
+
+    journal: Path | None = None
+    """The operations journal (SQLite); None: ``journal.sqlite3`` in :meth:`data_path`."""
+
+    confirmations: int | None = None
+    """Blocks on top of a transaction's block before its outcome counts as final (content and
+    keys are destroyed only then). None: 0 on devnets (chain ids 1337 and 31337), else 12."""
+
+    tx_timeout: float = 120.0
+    """Seconds to wait for a receipt before a transaction is reported as still pending."""
+
+    def data_path(self) -> Path:
+        """The data directory: ``data_dir``, else the user's data directory."""
+        if self.data_dir is not None:
+            return self.data_dir
+        from platformdirs import user_data_path
+
+        return user_data_path("medrecord", appauthor=False)
+
+    def journal_path(self) -> Path:
+        """Where the operations journal lives."""
+        return self.journal if self.journal is not None else self.data_path() / "journal.sqlite3"
+
+    def confirmations_for(self, chain_id: int) -> int:
+        """The confirmation depth in force on ``chain_id``."""
+        if self.confirmations is not None:
+            return self.confirmations
+        return 0 if chain_id in DEVNET_CHAIN_IDS else 12
