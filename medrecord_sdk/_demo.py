@@ -177,6 +177,7 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
 
         console.rule("5. The patient erases the record")
         erased = patient.erase(receipt.record_id)
+        assert erased.receipt is not None  # a fresh erasure, not the end of an earlier one
         step(
             "patient",
             f"erases record {format_record_id(receipt.record_id)} (the receipt)",

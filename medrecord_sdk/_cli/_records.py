@@ -397,13 +397,18 @@ def record_erase(state: CliState, record_id: int, yes: bool) -> None:
         "cid": str(receipt.cid),
         "unpinned": receipt.unpinned,
         "local_key_destroyed": receipt.local_key_destroyed,
-        **tx_fields(receipt.receipt),
+        "operation": receipt.operation_id,
+        **({} if receipt.receipt is None else tx_fields(receipt.receipt)),
     }
+    how = (
+        "was already erased on chain; its shredding is now finished"
+        if receipt.receipt is None
+        else f"erased (tx {receipt.receipt.transaction_hash})"
+    )
     emit(
         state,
         data,
-        f"record {format_record_id(record_id)} erased (tx {receipt.receipt.transaction_hash}); "
-        f"{receipt.cid} "
+        f"record {format_record_id(record_id)} {how}; {receipt.cid} "
         f"unpinned; local key {'destroyed' if receipt.local_key_destroyed else 'not held'}",
     )
 
