@@ -34,6 +34,7 @@ from web3.exceptions import TimeExhausted, Web3RPCError
 
 from . import __version__
 from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
+from ._cli._ops import ops
 from ._cli._output import jsonable
 from .errors import ContractRevert, MedRecordError
 from .fhir import fhir_cli
@@ -89,7 +90,10 @@ def _message(exc: MedRecordError) -> str:
     if isinstance(exc, ContractRevert):
         rendered = ", ".join(f"{k}={jsonable(v)}" for k, v in exc.args_by_name.items())
         hint = _REVERT_HINTS.get(exc.error_name)
-        return f"the contract refused: {exc.error_name}({rendered})" + (f"; {hint}" if hint else "")
+        where = f" in transaction {exc.transaction_hash}" if exc.transaction_hash else ""
+        return f"the contract refused{where}: {exc.error_name}({rendered})" + (
+            f"; {hint}" if hint else ""
+        )
     return str(exc)
 
 
@@ -206,5 +210,5 @@ def demo() -> None:
     run_demo(Console())
 
 
-for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli):
+for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli, ops):
     main.add_command(_command)

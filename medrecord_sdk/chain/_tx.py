@@ -281,7 +281,7 @@ class Signer:
             if "already known" in lowered or "known transaction" in lowered:
                 self.journal.set_tx(tx_hash, status=TxStatus.SENT, broadcast=True)
                 return
-            if "nonce too low" in lowered or "nonce is too low" in lowered or not first:
+            if "nonce" in lowered or not first:
                 # Ours may be the one that took the nonce (an earlier broadcast that landed):
                 # waiting tells mined from replaced.
                 self.journal.set_tx(tx_hash, error=text, broadcast=True)
