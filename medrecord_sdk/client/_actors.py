@@ -16,11 +16,13 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from ..chain import (
+    KeyRelease,
     KeyShare,
     Record,
     RecordStatus,
     SignedGrant,
     SignedRevoke,
+    SignedShareKey,
     Signer,
     TxResult,
     format_record_id,
@@ -93,6 +95,7 @@ class RecordReceipt:
     plaintext_size: int
     ciphertext_size: int
     anchor: TxResult
+    # The initial key releases travel in the anchoring transaction: the same result as anchor.
     key_release: TxResult
 
 
@@ -226,9 +229,37 @@ class _Actor:
         info = pieces.info
         assert info is not None  # the store consumed the whole iterator
         digest, codec = cid.to_onchain()
+        # The HPKE binding names the content hash, not the record id: the releases are wrapped
+        # before anchoring and travel in the same transaction (no record without its key).
+        contract = self.mr.records.address
+        releases = [
+            KeyRelease(
+                patient,
+                wrap_key(
+                    data_key,
+                    patient_key,
+                    KeyBinding(self.mr.chain_id, contract, info.content_hash, patient_key),
+                ),
+            )
+        ]
+        own = self.keypair.public_bytes
+        if (
+            release_to_author
+            and patient != self.address
+            and self.mr.consent.encryption_key_of(self.address) == own
+        ):
+            own_binding = KeyBinding(self.mr.chain_id, contract, info.content_hash, own)
+            releases.append(KeyRelease(self.address, wrap_key(data_key, own, own_binding)))
         try:
             anchor = self.mr.records.add_record(
-                patient, digest, codec, info.content_hash, category, supersedes, signer=self.signer
+                patient,
+                digest,
+                codec,
+                info.content_hash,
+                category,
+                supersedes,
+                releases,
+                signer=self.signer,
             )
         except MedRecordError as exc:
             self._unpin_quietly(cid)
@@ -238,26 +269,10 @@ class _Actor:
                 exc,
             ) from exc
         record_id = int(anchor.event("RecordAdded")["recordId"])
-        record = self.mr.records.get_record(record_id)
-        # Cache first: if the release below fails, the key is not lost and can be re-released.
-        self.keyring.put(record_id, data_key, self._binding(record, self.keypair.public_bytes))
-        shares = [
-            KeyShare(
-                record_id,
-                patient,
-                wrap_key(data_key, patient_key, self._binding(record, patient_key)),
-            )
-        ]
-        if release_to_author and patient != self.address:
-            own = self.keypair.public_bytes
-            if self.mr.consent.encryption_key_of(self.address) == own:
-                wrapped = wrap_key(data_key, own, self._binding(record, own))
-                shares.append(KeyShare(record_id, self.address, wrapped))
-        release = (
-            self.mr.records.share_key(shares[0], signer=self.signer)
-            if len(shares) == 1
-            else self.mr.records.share_keys(shares, signer=self.signer)
+        self.keyring.put(
+            record_id, data_key, KeyBinding(self.mr.chain_id, contract, info.content_hash, own)
         )
+        release = anchor
         return RecordReceipt(
             record_id, cid, info.content_hash, info.plaintext_size, info.ciphertext_size, anchor,
             release,
@@ -337,6 +352,12 @@ class _Actor:
 
     def token_balance(self) -> int:
         return self.mr.token.balance_of(self.address)
+
+    # ------------------------------------------------------------ signed key releases (issue 15)
+
+    def relay_share(self, signed: SignedShareKey) -> TxResult:
+        """Submits a key release the patient signed (``Patient.sign_share``), paying its gas."""
+        return self.mr.records.share_key_by_sig(signed, signer=self.signer)
 
 
 class Patient(_Actor):
@@ -510,6 +531,36 @@ class Patient(_Actor):
 
     def claim(self, study_id: int, *, patient: str | None = None) -> TxResult:
         return self.mr.escrow.claim(study_id, patient=patient, signer=self.signer)
+
+    # ------------------------------------------------------------ cancelling signatures (issue 15)
+
+    def cancel_grant_signatures(self, grantee: str) -> TxResult:
+        """Voids every consent signature for ``grantee`` nobody relayed yet (a signed grant or
+        revoke), and the key releases signed toward it: a revoke, accepted on a pair that holds
+        nothing. A live consent to ``grantee`` is revoked too (grant it again if wanted)."""
+        return self.mr.consent.revoke(grantee, signer=self.signer)
+
+    def cancel_record_signatures(self) -> TxResult:
+        """Voids every record signature (a signed record or key release) nobody relayed yet."""
+        return self.mr.records.cancel_record_signatures(signer=self.signer)
+
+    def sign_share(self, record_id: int, grantee: str, *, valid_for: int = 3600) -> SignedShareKey:
+        """Signs a key release off-chain (no ETH needed); anyone relays it with
+        ``relay_share``. Checked as :meth:`share` is before signing; the signature dies with a
+        revoke of ``grantee``, the next record signature, or :meth:`cancel_record_signatures`."""
+        grantee = Web3.to_checksum_address(grantee)
+        record = self.mr.records.get_record(record_id)
+        if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
+            raise RecordUnavailable(
+                f"record {format_record_id(record_id)} is {record.status.name.lower()}"
+            )
+        self._require_consent(record.patient, grantee, record.category, None, Action.READ)
+        public_key = self._public_key_of(grantee)
+        data_key = self._data_key(record)
+        wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
+        return self.mr.records.sign_share_key(
+            self.account, record_id, grantee, wrapped, self.mr.now() + valid_for
+        )
 
 
 class Provider(_Actor):
