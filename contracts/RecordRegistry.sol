@@ -399,9 +399,11 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
                     i, abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, length)
                 );
             }
+            // Toward the patient and toward the author itself, the author's rule allows it
+            // without a storage read (_mayShare would first read a provider's guardian slot).
             if (grantee == patient) {
-                toPatient = true; // always allowed: the author toward the patient
-            } else if (!_mayShare(patient, author, category, author, grantee)) {
+                toPatient = true;
+            } else if (grantee != author && !_mayShare(patient, author, category, author, grantee)) {
                 revert RecordRegistryShareRejected(
                     i, abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, author, grantee)
                 );
@@ -463,15 +465,12 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         view
         returns (bool)
     {
-        // The author's rule first: it reads no storage (a provider would otherwise pay for the
-        // cold guardian slot on every release toward the patient).
-        if (sharer == author && (grantee == patient || grantee == author)) return true;
         if (_canActFor(patient, sharer)) {
             // isPermittedAnyPurpose is true for the patient; the shortcut saves the read.
             if (grantee == patient) return true;
             if (_isPermittedAnyPurpose(patient, grantee, uint64(1) << category, _READ)) return true;
         }
-        return false;
+        return sharer == author && (grantee == patient || grantee == author);
     }
 
     // ------------------------------------------------------------------ internals: checks
