@@ -51,7 +51,6 @@ class ReportedError(click.ClickException):
 
 # What to do about the reverts a CLI user meets most; the decoded error is always shown too.
 _REVERT_HINTS = {
-    "ConsentRegistryNoConsent": "there is no consent to revoke",
     "ConsentRegistryUnauthorized": (
         "you are neither the patient nor one of their guardians (`medrecord guardian appoint`)"
     ),

@@ -460,3 +460,18 @@ def record_shared(state: CliState) -> None:
         )
 
     emit(state, rows, human)
+
+
+@record.command("cancel-signatures")
+@pass_state
+def record_cancel_signatures(state: CliState) -> None:
+    """Void every record signature you made that nobody relayed yet.
+
+    Signed records and signed key releases (for your current record nonce) can no longer land.
+    """
+    result = state.patient().cancel_record_signatures()
+    emit(
+        state,
+        {"patient": state.address, **tx_fields(result)},
+        f"pending record signatures of {state.address} cancelled (tx {result.transaction_hash})",
+    )

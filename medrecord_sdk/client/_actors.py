@@ -23,6 +23,7 @@ from ..chain import (
     RecordStatus,
     SignedGrant,
     SignedRevoke,
+    SignedShareKey,
     TxResult,
     format_record_id,
 )
@@ -99,6 +100,7 @@ class RecordReceipt:
     plaintext_size: int
     ciphertext_size: int
     anchor: TxResult
+    # The initial key releases travel in the anchoring transaction: the same result as anchor.
     key_release: TxResult
     operation_id: str = ""
 
@@ -290,11 +292,9 @@ class _Actor:
     def _record_receipt(self, op: JournalOperation) -> RecordReceipt:
         s = op.state
         anchor = result_of(self.mr.w3, s["anchor"]["hash"])
-        released = [t for t in op.transactions if t.step == "release"]
-        release = result_of(self.mr.w3, released[-1].hash) if released else anchor
         return RecordReceipt(
             s["record_id"], CID.parse(s["cid"]), bytes.fromhex(s["content_hash"]),
-            s["plaintext_size"], s["ciphertext_size"], anchor, release, op.id,
+            s["plaintext_size"], s["ciphertext_size"], anchor, anchor, op.id,
         )  # fmt: skip
 
     def read(
@@ -378,6 +378,12 @@ class _Actor:
     def resume(self) -> list[JournalOperation]:
         """Finishes this account's interrupted operations (see :meth:`MedRecord.resume`)."""
         return self.mr.resume(self)
+
+    # ------------------------------------------------------------ signed key releases (issue 15)
+
+    def relay_share(self, signed: SignedShareKey) -> TxResult:
+        """Submits a key release the patient signed (``Patient.sign_share``), paying its gas."""
+        return self.mr.records.share_key_by_sig(signed, signer=self.signer)
 
 
 class Patient(_Actor):
@@ -558,6 +564,36 @@ class Patient(_Actor):
 
     def claim(self, study_id: int, *, patient: str | None = None) -> TxResult:
         return self.mr.escrow.claim(study_id, patient=patient, signer=self.signer)
+
+    # ------------------------------------------------------------ cancelling signatures (issue 15)
+
+    def cancel_grant_signatures(self, grantee: str) -> TxResult:
+        """Voids every consent signature for ``grantee`` nobody relayed yet (a signed grant or
+        revoke), and the key releases signed toward it: a revoke, accepted on a pair that holds
+        nothing. A live consent to ``grantee`` is revoked too (grant it again if wanted)."""
+        return self.mr.consent.revoke(grantee, signer=self.signer)
+
+    def cancel_record_signatures(self) -> TxResult:
+        """Voids every record signature (a signed record or key release) nobody relayed yet."""
+        return self.mr.records.cancel_record_signatures(signer=self.signer)
+
+    def sign_share(self, record_id: int, grantee: str, *, valid_for: int = 3600) -> SignedShareKey:
+        """Signs a key release off-chain (no ETH needed); anyone relays it with
+        ``relay_share``. Checked as :meth:`share` is before signing; the signature dies with a
+        revoke of ``grantee``, the next record signature, or :meth:`cancel_record_signatures`."""
+        grantee = Web3.to_checksum_address(grantee)
+        record = self.mr.records.get_record(record_id)
+        if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
+            raise RecordUnavailable(
+                f"record {format_record_id(record_id)} is {record.status.name.lower()}"
+            )
+        self._require_consent(record.patient, grantee, record.category, None, Action.READ)
+        public_key = self._public_key_of(grantee)
+        data_key = self._data_key(record)
+        wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
+        return self.mr.records.sign_share_key(
+            self.account, record_id, grantee, wrapped, self.mr.now() + valid_for
+        )
 
 
 class Provider(_Actor):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from web3 import Web3
 
-from ..chain import KeyShare, RecordStatus, TxResult, format_record_id
+from ..chain import KeyRelease, KeyShare, RecordStatus, TxResult, format_record_id
 from ..chain._journal import (
     JournalOperation,
     OperationStatus,
@@ -133,16 +133,10 @@ def _add_anchor(actor: _Actor, op: JournalOperation) -> dict[str, Any]:
     content_hash = bytes.fromhex(s["content_hash"])
     try:
         with step_context(op.id, "anchor", final=True):
-            args = [s["patient"], digest, codec, content_hash, Category(s["category"]),
-                    s["supersedes"]]  # fmt: skip
-            if _ONE_TRANSACTION:
-                args.append(_releases(s))
-            anchor = mr.records.add_record(*args, signer=actor.signer)
-        if not _ONE_TRANSACTION:  # TEMPORARY until addRecord takes releases
-            rid = int(anchor.event("RecordAdded")["recordId"])
-            shares = [KeyShare(rid, r.grantee, r.wrapped_key) for r in _releases(s)]
-            with step_context(op.id, "release", final=True):
-                mr.records.share_keys(shares, signer=actor.signer)
+            anchor = mr.records.add_record(
+                s["patient"], digest, codec, content_hash, Category(s["category"]),
+                s["supersedes"], _releases(s), signer=actor.signer,
+            )  # fmt: skip
     except TransactionPending:
         raise
     except (ContractRevert, TransactionFailed) as exc:
@@ -165,21 +159,7 @@ def _add_anchor(actor: _Actor, op: JournalOperation) -> dict[str, Any]:
     return {"record_id": record_id, "anchor": _tx_summary(anchor)}
 
 
-try:
-    from ..chain import KeyRelease  # type: ignore[attr-defined]
-
-    _ONE_TRANSACTION = True
-except ImportError:  # TEMPORARY until addRecord takes releases
-
-    @dataclass(frozen=True)
-    class KeyRelease:  # type: ignore[no-redef]
-        grantee: str
-        wrapped_key: bytes
-
-    _ONE_TRANSACTION = False
-
-
-def _releases(state: dict[str, Any]) -> list[Any]:
+def _releases(state: dict[str, Any]) -> list[KeyRelease]:
     return [KeyRelease(grantee, bytes.fromhex(wrapped)) for grantee, wrapped in state["releases"]]
 
 
