@@ -310,9 +310,14 @@ class Journal:
         """Writes a signed transaction before its first broadcast (committed, synced)."""
         now = time.time()
         with self._write() as db:
+            # The same intent signed again after a refusal is byte-identical (deterministic
+            # signatures): the refused row becomes this one.
             db.execute(
                 "INSERT INTO transactions (hash, operation_id, step, chain_id, sender, nonce, "
-                "raw, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "raw, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (hash) DO UPDATE SET operation_id = excluded.operation_id, "
+                "step = excluded.step, status = excluded.status, error = NULL, "
+                "updated = excluded.updated WHERE transactions.status = 'refused'",
                 (tx_hash, operation_id, step, chain_id, sender, nonce, raw, TxStatus.SIGNED,
                  now, now),
             )  # fmt: skip
