@@ -374,14 +374,13 @@ class Journal:
             rows = self._db.execute(query + " ORDER BY created, rowid", args).fetchall()
         return [_transaction(r) for r in rows]
 
-    def live_transactions(self, chain_id: int, sender: str) -> list[JournalTransaction]:
-        """Transactions of ``sender`` that still hold their nonce, lowest nonce first."""
-        marks = ", ".join("?" for _ in LIVE_TX_STATUSES)
+    def unsettled_transactions(self, chain_id: int, sender: str) -> list[JournalTransaction]:
+        """Transactions of ``sender`` not known to be mined yet (signed or sent), by nonce."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM transactions WHERE chain_id = ? AND sender = ? "  # noqa: S608
-                f"AND status IN ({marks}) ORDER BY nonce",
-                (chain_id, sender, *LIVE_TX_STATUSES),
+                "SELECT * FROM transactions WHERE chain_id = ? AND sender = ? "
+                "AND status IN (?, ?) ORDER BY nonce",
+                (chain_id, sender, TxStatus.SIGNED, TxStatus.SENT),
             ).fetchall()
         return [_transaction(r) for r in rows]
 

@@ -301,9 +301,8 @@ class Signer:
             )
         except _TRANSPORT_ERRORS:
             return
-        for tx in self.journal.live_transactions(self.chain_id, self.address):
-            unmined = tx.nonce >= mined and tx.status in (TxStatus.SIGNED, TxStatus.SENT)
-            if unmined and self._known(tx.hash) is False:
+        for tx in self.journal.unsettled_transactions(self.chain_id, self.address):
+            if tx.nonce >= mined and self._known(tx.hash) is False:
                 self._broadcast(tx.hash, tx.raw, first=False)
 
     def _known(self, tx_hash: str) -> bool | None:
