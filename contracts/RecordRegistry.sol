@@ -389,7 +389,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     ) private {
         uint256 size = releases.length;
         if (size > MAX_BATCH_SIZE) revert RecordRegistryInvalidBatchSize(size);
-        bool toPatient;
+        bool toPatient = false;
         for (uint256 i; i < size; ++i) {
             KeyRelease calldata release = releases[i];
             address grantee = release.grantee;

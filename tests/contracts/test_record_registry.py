@@ -367,9 +367,9 @@ def test_a_patient_has_at_most_two_to_the_32_minus_one_records(registry, add, pa
         pytest.skip("the py-evm provider cannot write storage; this runs on Anvil")
     # 2**32 - 1 records cost some 3 * 10**14 gas: the limit is reached here by writing the
     # patient's count into storage. Slots: EIP712's two strings, _consents, _guardians,
-    # _encryptionKeys, Nonces' _nonces, _records, then _recordCounts (7).
+    # _encryptionKeys, _keyFormats, Nonces' _nonces, _records, then _recordCounts (8).
     add(label="one")
-    slot = int.from_bytes(keccak(bytes(12) + bytes.fromhex(patient.address[2:]) + (7).to_bytes(32)))
+    slot = int.from_bytes(keccak(bytes(12) + bytes.fromhex(patient.address[2:]) + (8).to_bytes(32)))
     assert int.from_bytes(chain.provider.get_storage(registry.address, slot)) == 1  # the layout
     chain.provider.set_storage(registry.address, slot, (2**32 - 3).to_bytes(32))
     assert registry.recordCount(patient) == 2**32 - 3

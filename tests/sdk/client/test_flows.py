@@ -424,3 +424,46 @@ def test_node_refusal_is_a_typed_error(mr: MedRecord, cast: Actors) -> None:
     broke = mr.patient(Account.create())  # a fresh account with no ETH for gas
     with pytest.raises(TransactionFailed):
         broke.register_key()
+
+
+# ---------------------------------------------------------------- one-transaction records
+
+
+def test_provider_record_and_its_keys_are_one_transaction(mr: MedRecord, cast: Actors) -> None:
+    # Issue 14, point 3: the anchor carries the patient's and the provider's releases.
+    provider_may_write(cast)
+    receipt = cast.provider.add_record_for(cast.patient.address, GLUCOSE, Category.LABORATORY)
+    assert receipt.key_release is receipt.anchor
+    shared = [e for e in receipt.anchor.events if e.name == "KeyShared"]
+    assert [e["grantee"] for e in shared] == [cast.patient.address, cast.provider.address]
+    assert all(e["sharer"] == cast.provider.address for e in shared)
+    assert cast.patient.read(receipt.record_id) == GLUCOSE
+
+
+def test_signed_share_is_relayed_and_dies_with_a_revoke(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.researcher.address, [Category.LABORATORY], [Purpose.HRESCH])
+    signed = cast.patient.sign_share(receipt.record_id, cast.researcher.address)
+    cast.provider.relay_share(signed)  # anyone relays; the researcher can read
+    assert cast.researcher.read(receipt.record_id, purpose=Purpose.HRESCH) == GLUCOSE
+    stale = cast.patient.sign_share(receipt.record_id, cast.researcher.address)
+    cast.patient.revoke(cast.researcher.address)
+    cast.patient.grant(cast.researcher.address, [Category.LABORATORY], [Purpose.HRESCH])
+    with pytest.raises(ContractRevert, match="ConsentRegistryInvalidSignature"):
+        cast.provider.relay_share(stale)
+
+
+def test_patient_cancels_pending_signatures(mr: MedRecord, cast: Actors) -> None:
+    receipt = cast.patient.add_record(GLUCOSE, Category.LABORATORY)
+    cast.patient.grant(cast.researcher.address, [Category.LABORATORY], [Purpose.HRESCH])
+    pending_share = cast.patient.sign_share(receipt.record_id, cast.researcher.address)
+    cast.patient.cancel_record_signatures()
+    with pytest.raises(ContractRevert, match="ConsentRegistryInvalidSignature"):
+        cast.provider.relay_share(pending_share)
+    # A signed grant to a grantee with nothing granted yet, cancelled before anyone relays it.
+    pending_grant = cast.patient.sign_grant(
+        cast.provider.address, [Category.LABORATORY], [Purpose.TREAT]
+    )
+    cast.patient.cancel_grant_signatures(cast.provider.address)
+    with pytest.raises(ContractRevert, match="ConsentRegistryInvalidSignature"):
+        cast.researcher.relay_grant(pending_grant)
