@@ -22,7 +22,7 @@ from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import (
     ContractCustomError,
@@ -32,7 +32,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import Nonce, TxParams, TxReceipt, Wei
+from web3.types import Nonce, RPCEndpoint, RPCResponse, TxParams, TxReceipt, Wei
 
 from ..errors import (
     ChainError,
@@ -55,6 +55,7 @@ from ._journal import (
 
 __all__ = [
     "REVERT_EXCEPTIONS",
+    "RetryingHTTPProvider",
     "Signer",
     "TxResult",
     "result_of",
@@ -212,6 +213,7 @@ class Signer:
         own_operation = context is None
         if context is None:
             op_id = self.journal.begin("tx", self.chain_id, self.address, {"what": label})
+            self.journal.update(op_id, step="send")
             context = StepContext(op_id, "send", final=False)
         try:
             tx_hash = self._sign_and_broadcast(tx, context)
@@ -224,11 +226,22 @@ class Signer:
                                     error=str(exc))  # fmt: skip
             raise
         if own_operation:
+            settled = self.settled(result.transaction_hash)
             self.journal.update(
-                context.operation_id, step="done", status=OperationStatus.DONE,
+                context.operation_id,
+                step="done" if settled else "settle",
+                status=OperationStatus.DONE if settled else None,
                 transaction=result.transaction_hash,
-            )  # fmt: skip
+            )
         return result
+
+    def settled(self, tx_hash: str) -> bool:
+        """Whether a mined transaction is final now (one look; a reorg sends it back)."""
+        try:
+            self.wait(tx_hash, final=True, timeout=0)
+        except TransactionPending:
+            return False
+        return True
 
     def _as_revert(self, exc: BaseException) -> ChainError:
         return revert_from_exception(exc) or TransactionFailed(
@@ -305,6 +318,15 @@ class Signer:
             if tx.nonce >= mined and self._known(tx.hash) is False:
                 self._broadcast(tx.hash, tx.raw, first=False)
 
+    def _mined_without_receipt(self, tx_hash: str) -> bool:
+        """True when the node reports the transaction in a block (receipts lag, or are hidden
+        by a load balancer): never call that replaced, or a landed record would be unpinned."""
+        try:
+            found = _rpc(lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)))
+        except TransactionNotFound:
+            return False
+        return found.get("blockNumber") is not None
+
     def _known(self, tx_hash: str) -> bool | None:
         """Whether the node has the transaction (pool or chain); None when it cannot say."""
         try:
@@ -359,6 +381,8 @@ class Signer:
             )
             if mined > tx.nonce:
                 receipt = self._receipt(tx.hash)  # mined between the two questions?
+                if receipt is None and self._mined_without_receipt(tx.hash):
+                    return None  # the node knows it in a block: its receipt is late, not lost
                 if receipt is None:
                     self.journal.set_tx(tx.hash, status=TxStatus.REPLACED)
                     raise TransactionReplaced(
@@ -489,6 +513,39 @@ def _retry_after(exc: BaseException) -> float | None:
                 return min(float(data["retry_after"]), 30.0)
             return 0.5
     return None
+
+
+class RetryingHTTPProvider(HTTPProvider):
+    """web3's HTTP provider, asking again when the node rate-limits (429/503, -32005).
+
+    Every request, reads included, honours ``Retry-After`` (the header, or ``data.retry_after``
+    in a JSON-RPC error) and otherwise backs off with jitter, a bounded number of times, so a
+    public endpoint's limits never surface as a raw error in the middle of a flow.
+    """
+
+    attempts = 8
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        for attempt in range(self.attempts):
+            last = attempt == self.attempts - 1
+            try:
+                response = super().make_request(method, params)
+            except requests.exceptions.HTTPError as exc:
+                wait = _retry_after(exc)
+                if wait is None or last:
+                    raise
+                time.sleep(wait + random.uniform(0, 0.1 * (attempt + 1)))  # noqa: S311
+                continue
+            error: Any = response.get("error")
+            if not last and isinstance(error, dict) and error.get("code") in (-32005, 429):
+                data = error.get("data")
+                wait = 0.5
+                if isinstance(data, dict) and isinstance(data.get("retry_after"), int | float):
+                    wait = min(float(data["retry_after"]), 30.0)
+                time.sleep(wait + random.uniform(0, 0.1 * (attempt + 1)))  # noqa: S311
+                continue
+            return response
+        raise AssertionError("unreachable")
 
 
 def _rpc(call: Callable[[], Any], *, attempts: int = 8) -> Any:

@@ -32,6 +32,7 @@ from ..chain import (
 )
 from ..chain._abi import event_topic, topic_for
 from ..chain._journal import Journal, JournalOperation, OperationStatus, TxStatus
+from ..chain._tx import RetryingHTTPProvider
 from ..config import Settings
 from ..crypto import KeyPair
 from ..errors import (
@@ -144,7 +145,7 @@ class MedRecord:
             owned.extend([] if connection is None else [connection])
         elif rpc_url is not None:
             w3 = Web3(
-                Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": settings.request_timeout})
+                RetryingHTTPProvider(rpc_url, request_kwargs={"timeout": settings.request_timeout})
             )
         else:
             raise ConfigurationError(
@@ -236,7 +237,7 @@ class MedRecord:
             if actor is None:
                 continue
             try:
-                run_operation(actor, op.id)
+                run_operation(actor, op.id, wait_final=True)
             except TransactionPending:
                 pass  # still unknown: kept for the next resume
             except MedRecordError:

@@ -69,14 +69,20 @@ class OperationKind:
     steps_of: Callable[[JournalOperation], tuple[str, ...]] | None = None
 
     def step_names(self, op: JournalOperation) -> tuple[str, ...]:
-        return self.steps if self.steps_of is None else self.steps_of(op)
+        """The kind's steps, then ``settle``: every transaction final at the depth."""
+        steps = self.steps if self.steps_of is None else self.steps_of(op)
+        return (*steps, "settle")
 
 
-def run_operation(actor: _Actor, op_id: str) -> JournalOperation:
+def run_operation(actor: _Actor, op_id: str, *, wait_final: bool = False) -> JournalOperation:
     """Runs ``op_id`` from its current step to its end (idempotent; see the module docstring).
 
     Raises what the failing step raised; the operation is then marked failed unless its fate
-    is unknown (:class:`TransactionPending`), in which case it stays pending.
+    is unknown (:class:`TransactionPending`), in which case it stays pending. The last step,
+    ``settle``, waits until every transaction of the operation is final at the confirmation
+    depth (a reorg sends a transaction back to pending, and it is followed again); with
+    ``wait_final`` false it only looks once, and an operation whose transactions are mined but
+    not yet final is returned still pending (``resume`` settles it later).
     """
     journal = actor.mr.journal
     op = journal.operation(op_id)
@@ -90,8 +96,13 @@ def run_operation(actor: _Actor, op_id: str) -> JournalOperation:
         index = names.index(op.step)
         checkpoint(f"before-step:{op.step}")
         try:
-            updates = kind.handlers[_handler_name(op.step)](actor, op)
+            if op.step == "settle":
+                updates = _settle(actor, op, wait_final=wait_final)
+            else:
+                updates = kind.handlers[_handler_name(op.step)](actor, op)
         except TransactionPending:
+            if op.step == "settle":
+                return journal.operation(op_id)  # mined, not yet final: resume settles it
             raise
         except _AnchorRefused as refused:
             journal.update(op_id, status=OperationStatus.FAILED, error=str(refused.error))
@@ -108,6 +119,14 @@ def run_operation(actor: _Actor, op_id: str) -> JournalOperation:
         )
         checkpoint(f"after-step:{names[index]}")
     return op
+
+
+def _settle(actor: _Actor, op: JournalOperation, *, wait_final: bool) -> dict[str, Any]:
+    for tx in op.transactions:
+        if tx.status in (TxStatus.REFUSED, TxStatus.REPLACED) or tx.final:
+            continue
+        actor.signer.wait(tx.hash, final=True, timeout=None if wait_final else 0)
+    return {}
 
 
 def _handler_name(step: str) -> str:
