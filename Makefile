@@ -63,9 +63,10 @@ abis: compile ## Refresh the ABIs and bytecode shipped in medrecord_sdk (after a
 demo: setup ## Run the end-to-end flow on the embedded defaults
 	$(BIN)/medrecord demo
 
-lint: setup ## ruff (lint and format check)
+lint: setup ## ruff (lint and format check), forge fmt --check (contracts and forge tests)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	forge fmt --check
 
 typecheck: setup ## mypy --strict on the SDK
 	$(BIN)/mypy --strict medrecord_sdk

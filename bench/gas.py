@@ -169,6 +169,13 @@ def measure() -> list[Row]:
         consent.setEncryptionKey(_sha("k p2"), sender=patient),
         Floor(updated=1),
     )
+    # A MetaMask recipient's key with its formats (issue 17.5): the key slot and the formats slot.
+    bench.add(
+        c,
+        "setEncryptionKeyWithFormats (first, METAMASK)",
+        consent.setEncryptionKeyWithFormats(_sha("k mm"), 2, sender=other),
+        Floor(new=2),
+    )
     for account in (provider, researcher, guardian):
         consent.setEncryptionKey(_sha(f"k {account.address}"), sender=account)
     args = (1 << IMAGING, 1 << TREAT, READ | WRITE, NO_EXPIRY)
@@ -264,7 +271,11 @@ def measure() -> list[Row]:
     ) -> Any:
         digest = _sha(f"cid {next(labels)}")
         content = digest if codec == RAW else _sha(f"ct {digest.hex()}")
-        return records.addRecord(who, digest, codec, content, category, supersedes, sender=sender)
+        # Every record carries its patient's key release (issue 14, point 3).
+        releases = [(who, WRAPPED_KEY)]
+        return records.addRecord(
+            who, digest, codec, content, category, supersedes, releases, sender=sender
+        )
 
     # Header and digest slots are new; so is the patient's count on a first record (the id is
     # patient << 96 | count: no id counter, no id list).
@@ -293,23 +304,28 @@ def measure() -> list[Row]:
         "contentHash": _sha("signed"),
         "category": LABORATORY,
         "supersedes": 0,
+        "releases": [
+            {"grantee": str(signer.address), "wrappedKey": WRAPPED_KEY, "consentNonce": 0}
+        ],
         "nonce": records.nonces(signer),
         "deadline": deadline,
     }
+    # One EIP-712 domain per deployment (the one ERC-5267 reports), for records too.
     sig = _sign(
         signer,
-        "MedRecord RecordRegistry",
+        "MedRecord ConsentRegistry",
         records,
         eip712_types("AddRecord"),
         message,
     ).signature
+    add_args = [message[n] for n, _ in add_fields if n != "nonce"]
+    add_args[6] = [(signer.address, WRAPPED_KEY)]
     bench.add(
         r,
         "addRecordBySig (first, relayed)",
-        records.addRecordBySig(
-            *[message[n] for n, _ in add_fields if n != "nonce"], sig, sender=relayer
-        ),
-        Floor(new=4, signatures=1),  # header, digest, count and the patient's first nonce
+        records.addRecordBySig(*add_args, sig, sender=relayer),
+        # header, digest, count and the patient's first nonce; the release's pair nonce read
+        Floor(new=4, reads=1, signatures=1),
     )
     labs = [
         x.id
@@ -340,12 +356,13 @@ def measure() -> list[Row]:
         "recordId": signer_record,
         "grantee": str(researcher.address),
         "wrappedKey": WRAPPED_KEY,
+        "consentNonce": consent.nonceOf(signer, researcher),
         "nonce": records.nonces(signer),
         "deadline": deadline,
     }
     sig = _sign(
         signer,
-        "MedRecord RecordRegistry",
+        "MedRecord ConsentRegistry",
         records,
         eip712_types("ShareKey"),
         message,
@@ -357,6 +374,12 @@ def measure() -> list[Row]:
             signer_record, researcher, WRAPPED_KEY, deadline, sig, sender=relayer
         ),
         Floor(reads=2, updated=1, signatures=1),
+    )
+    bench.add(
+        r,
+        "cancelRecordSignatures",
+        records.cancelRecordSignatures(sender=signer),
+        Floor(updated=1),
     )
     bench.add(r, "retractRecord", records.retractRecord(labs[1], sender=patient), Floor(updated=1))
     bench.add(r, "eraseRecord", records.eraseRecord(labs[0], sender=patient), Floor(updated=1))

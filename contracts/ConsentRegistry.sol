@@ -26,6 +26,21 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     uint8 internal constant _WRITE = 2;
     uint8 private constant _ALL_ACTIONS = _READ | _WRITE;
 
+    // Bit offsets of the fields of the packed Consent word (Solidity packs the first field
+    // lowest; the storage-layout test pins it): categories at 0 (64 bits), then these.
+    uint256 internal constant _PURPOSES_OFFSET = 64; // 32 bits
+    uint256 internal constant _ACTIONS_OFFSET = 96; // 8 bits
+    uint256 internal constant _EXPIRY_OFFSET = 104; // 40 bits
+    uint256 internal constant _NONCE_OFFSET = 144; // 64 bits
+
+    /// @notice Release format flag: HPKE (RFC 9180) releases, tag 0x01.
+    uint8 public constant KEY_FORMAT_HPKE = 1;
+
+    /// @notice Release format flag: MetaMask x25519-xsalsa20-poly1305 releases, tag 0x02.
+    uint8 public constant KEY_FORMAT_METAMASK = 2;
+
+    uint8 private constant _ALL_KEY_FORMATS = KEY_FORMAT_HPKE | KEY_FORMAT_METAMASK;
+
     /// @notice EIP-712 type of a signed grant.
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,uint64 categories,uint32 purposes,uint8 actions,uint40 expiry,uint64 nonce,uint256 deadline)"
@@ -35,11 +50,12 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     bytes32 public constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,uint64 nonce,uint256 deadline)");
 
-    // Written only through `_store` (one SSTORE of the packed word), which Slither cannot see.
-    // slither-disable-next-line uninitialized-state
     mapping(address patient => mapping(address grantee => Consent)) private _consents;
     mapping(address patient => mapping(address guardian => bool)) private _guardians;
     mapping(address account => bytes32 key) private _encryptionKeys;
+    // The release formats published for a key, per key: the one-argument setEncryptionKey writes
+    // no second slot (HPKE-only publication costs what it did), and a zero entry reads as HPKE.
+    mapping(address account => mapping(bytes32 key => uint8 formats)) private _keyFormats;
 
     constructor() EIP712("MedRecord ConsentRegistry", "1") {}
 
@@ -148,11 +164,8 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     {
         if (categories == 0 || actions == 0) return false;
         if (patient == grantee) return true;
-        uint256 word = _consentWord(patient, grantee);
-        // grant refuses an empty purpose mask and revoke clears it with the rest: the purposes
-        // test keeps "some purpose" explicit rather than implied by the expiry.
-        return uint40(word >> 104) > block.timestamp && uint64(word) & categories == categories
-            && uint32(word >> 64) != 0 && uint8(word >> 96) & actions == actions;
+        // purposes = 0: no purpose bit asked, but _wordCovers still wants some purpose stored.
+        return _wordCovers(_consentWord(patient, grantee), categories, 0, actions);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -171,9 +184,10 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         // As in _covers: an empty mask is never permitted, not even to the patient.
         if (categories == 0 || purposes == 0 || actions == 0) return bitmap;
         // The loop in assembly (it runs once per patient of a payout batch; the compiler's version
-        // cost some 500 gas a patient more). Per patient, _covers's rule on the packed slot of
-        // _consents[patient][grantee] (layout of Consent: categories bits 0-63, purposes 64-95,
-        // actions 96-103, expiry 104-143, nonce 144-207; pinned by the storage-layout test):
+        // cost some 500 gas a patient more). Per patient, _wordCovers's rule on the packed slot of
+        // _consents[patient][grantee] (field offsets: the _*_OFFSET constants; pinned by the
+        // storage-layout test). The stored purposes need no "non-zero" test here: `purposes` is
+        // not empty, so holding all of its bits implies it:
         //   patient == grantee
         //   or (expiry > block.timestamp and stored categories, purposes and actions each hold
         //       every bit asked)
@@ -197,10 +211,13 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
                     let c := sload(keccak256(buf, 0x40))
                     ok := and(
                         and(
-                            gt(and(shr(104, c), 0xffffffffff), timestamp()),
+                            gt(and(shr(_EXPIRY_OFFSET, c), 0xffffffffff), timestamp()),
                             eq(and(c, categories), categories)
                         ),
-                        and(eq(and(shr(64, c), purposes), purposes), eq(and(shr(96, c), actions), actions))
+                        and(
+                            eq(and(shr(_PURPOSES_OFFSET, c), purposes), purposes),
+                            eq(and(shr(_ACTIONS_OFFSET, c), actions), actions)
+                        )
                     )
                 }
                 word := or(word, shl(and(i, 255), ok))
@@ -266,8 +283,25 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     }
 
     /// @inheritdoc IConsentRegistry
+    function setEncryptionKeyWithFormats(bytes32 key, uint8 formats) external {
+        if (key == bytes32(0)) revert ConsentRegistryZeroEncryptionKey();
+        if (formats == 0 || formats & ~_ALL_KEY_FORMATS != 0) revert ConsentRegistryInvalidKeyFormats(formats);
+        _encryptionKeys[msg.sender] = key;
+        _keyFormats[msg.sender][key] = formats;
+        emit EncryptionKeyPublished(msg.sender, key, formats);
+    }
+
+    /// @inheritdoc IConsentRegistry
     function encryptionKeyOf(address account) external view returns (bytes32) {
         return _encryptionKeys[account];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function encryptionKeyFormatsOf(address account) external view returns (uint8) {
+        bytes32 key = _encryptionKeys[account];
+        if (key == bytes32(0)) return 0;
+        uint8 formats = _keyFormats[account][key];
+        return formats == 0 ? KEY_FORMAT_HPKE : formats;
     }
 
     // ------------------------------------------------------------------ internals
@@ -299,12 +333,14 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
 
     /**
      * @dev Clears the rights but moves the nonce on: resetting the slot to zero would be cheaper
-     * (a refund) but would let every signature made for this pair replay. An expired consent still
-     * has rights stored and can be revoked, which tidies it and voids its pending signatures.
+     * (a refund) but would let every signature made for this pair replay. A pair with nothing
+     * stored (never granted, already revoked, or expired) is revoked all the same: that is how a
+     * patient cancels a grant they signed but no one has relayed yet (issue 15, finding 2), and
+     * the key releases they signed toward that grantee (their ShareKey binds the pair's nonce).
      */
     function _revoke(address patient, address grantee, address actor) private {
+        if (grantee == address(0) || grantee == patient) revert ConsentRegistryInvalidGrantee(grantee);
         Consent storage consent = _consents[patient][grantee];
-        if (consent.actions == 0) revert ConsentRegistryNoConsent(patient, grantee);
         uint64 nonce = _nextNonce(consent.nonce);
         _store(consent, _pack(0, 0, 0, 0, nonce));
         emit ConsentRevoked(patient, grantee, actor, nonce);
@@ -316,8 +352,8 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         pure
         returns (uint256)
     {
-        return uint256(categories) | (uint256(purposes) << 64) | (uint256(actions) << 96)
-            | (uint256(expiry) << 104) | (uint256(nonce) << 144);
+        return uint256(categories) | (uint256(purposes) << _PURPOSES_OFFSET) | (uint256(actions) << _ACTIONS_OFFSET)
+            | (uint256(expiry) << _EXPIRY_OFFSET) | (uint256(nonce) << _NONCE_OFFSET);
     }
 
     /**
@@ -346,22 +382,39 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
     {
         if (categories == 0 || purposes == 0 || actions == 0) return false;
         if (patient == grantee) return true;
-        uint256 word = _consentWord(patient, grantee);
-        return uint40(word >> 104) > block.timestamp && uint64(word) & categories == categories
-            && uint32(word >> 64) & purposes == purposes && uint8(word >> 96) & actions == actions;
+        return _wordCovers(_consentWord(patient, grantee), categories, purposes, actions);
     }
 
     /**
-     * @dev The packed Consent word of the pair in one SLOAD, read by shifts (layout: categories
-     * bits 0-63, purposes 64-95, actions 96-103, expiry 104-143): every access question of
+     * @dev The consent rule, once for every question (isPermitted, isPermittedAll,
+     * isPermittedAnyPurpose, and through them every record write and key release): the packed
+     * `word` is active (`block.timestamp < expiry`) and holds every bit of `categories`,
+     * `purposes` and `actions`, and some purpose. grant refuses an empty purpose mask and revoke
+     * clears it with the rest, so "some purpose" only keeps the any-purpose question (`purposes`
+     * = 0) explicit rather than implied by the expiry. permittedAllBitmap repeats it in assembly.
+     */
+    function _wordCovers(uint256 word, uint64 categories, uint32 purposes, uint8 actions) private view returns (bool) {
+        uint32 held = uint32(word >> _PURPOSES_OFFSET);
+        return uint40(word >> _EXPIRY_OFFSET) > block.timestamp && uint64(word) & categories == categories && held != 0
+            && held & purposes == purposes && uint8(word >> _ACTIONS_OFFSET) & actions == actions;
+    }
+
+    /**
+     * @dev The packed Consent word of the pair in one SLOAD, read by shifts (the _*_OFFSET
+     * constants): every access question of
      * RecordRegistry and StudyEscrow comes through here, and a memory copy of the struct costs
      * more than the rest of the check.
      */
-    function _consentWord(address patient, address grantee) private view returns (uint256 word) {
+    function _consentWord(address patient, address grantee) internal view returns (uint256 word) {
         Consent storage stored = _consents[patient][grantee];
         assembly ("memory-safe") {
             word := sload(stored.slot)
         }
+    }
+
+    /// @dev The pair's current nonce, from the packed word.
+    function _consentNonce(address patient, address grantee) internal view returns (uint64) {
+        return uint64(_consentWord(patient, grantee) >> _NONCE_OFFSET);
     }
 
     /// @dev The patient, or a guardian the patient appointed.
@@ -375,11 +428,17 @@ contract ConsentRegistry is IConsentRegistry, EIP712 {
         }
     }
 
-    function _checkDeadline(uint256 deadline) private view {
+    /// @dev The one deadline check of every signature this deployment verifies (consents and records).
+    function _checkDeadline(uint256 deadline) internal view {
         if (block.timestamp > deadline) revert ConsentRegistryExpiredSignature(deadline);
     }
 
-    function _checkSignature(address patient, bytes32 structHash, bytes calldata signature) private view {
+    /**
+     * @dev The one signature check of every signature this deployment verifies, under its one
+     * EIP-712 domain (the one {eip712Domain} reports): consents here, records and key releases in
+     * RecordRegistry. The struct type hashes keep the messages apart.
+     */
+    function _checkSignature(address patient, bytes32 structHash, bytes calldata signature) internal view {
         if (!SignatureChecker.isValidSignatureNow(patient, _hashTypedDataV4(structHash), signature)) {
             revert ConsentRegistryInvalidSignature(patient);
         }

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
-
-import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 import {ConsentRegistry} from "./ConsentRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
@@ -16,8 +13,13 @@ import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
  * so every permission is read from its own storage at the moment of the call; there is no
  * owner, no pause and no upgrade path, and nothing is ever deleted. Signatures go through
  * OpenZeppelin's SignatureChecker (ECDSA rejects high-s and zero-address recoveries; contract
- * patients are asked through ERC-1271), with one nonce sequence per patient, under the records'
- * own EIP-712 domain (a signed record can never pass for a signed consent, nor the reverse).
+ * patients are asked through ERC-1271), with one nonce sequence per patient, under the one
+ * EIP-712 domain of the deployment, the one ERC-5267's `eip712Domain()` reports (inherited from
+ * ConsentRegistry: "MedRecord ConsentRegistry", "1", chain id, this address). The struct type
+ * hashes keep the messages apart: a signed record can never pass for a signed consent, nor the
+ * reverse. Every key release a patient signs (a `ShareKey`, or a release inside an `AddRecord`)
+ * carries the (patient, grantee) pair's consent nonce, so a revoke (or any change of that pair)
+ * voids it; {cancelRecordSignatures} voids every outstanding record signature of the patient.
  *
  * Storage design: every field of a record is in storage, so {getRecord} and {recordsOf} answer
  * from state alone. The alternative, one commitment slot with the fields only in the event,
@@ -36,7 +38,6 @@ import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
  * A raw record thus writes two new slots and the patient's count; a dag-pb record one more.
  */
 contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
-
     /// @notice CID codec of a file of one block.
     uint16 private constant _CODEC_RAW = 0x55;
 
@@ -49,14 +50,21 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     /// @notice The most key releases one {shareKeys} call takes.
     uint256 public constant MAX_BATCH_SIZE = 64;
 
-    /// @notice EIP-712 type of a signed {addRecordBySig}.
+    /**
+     * @notice EIP-712 type of a signed {addRecordBySig}; `releases` are the record's initial key
+     * releases, each with the consent nonce of its (patient, grantee) pair.
+     */
     bytes32 private constant _ADD_RECORD_TYPEHASH = keccak256(
-        "AddRecord(address patient,bytes32 cidDigest,uint16 cidCodec,bytes32 contentHash,uint8 category,uint256 supersedes,uint256 nonce,uint256 deadline)"
+        "AddRecord(address patient,bytes32 cidDigest,uint16 cidCodec,bytes32 contentHash,uint8 category,uint256 supersedes,KeyRelease[] releases,uint256 nonce,uint256 deadline)KeyRelease(address grantee,bytes wrappedKey,uint64 consentNonce)"
     );
 
-    /// @notice EIP-712 type of a signed {shareKeyBySig}.
+    /// @notice EIP-712 type of one release of a signed {addRecordBySig}.
+    bytes32 private constant _KEY_RELEASE_TYPEHASH =
+        keccak256("KeyRelease(address grantee,bytes wrappedKey,uint64 consentNonce)");
+
+    /// @notice EIP-712 type of a signed {shareKeyBySig}: bound to the pair's consent nonce too.
     bytes32 private constant _SHARE_KEY_TYPEHASH = keccak256(
-        "ShareKey(uint256 recordId,address grantee,bytes wrappedKey,uint256 nonce,uint256 deadline)"
+        "ShareKey(uint256 recordId,address grantee,bytes wrappedKey,uint64 consentNonce,uint256 nonce,uint256 deadline)"
     );
 
     uint8 private constant _MAX_CATEGORY = 63;
@@ -67,8 +75,8 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
     /**
      * @dev The header slot of a record: everything the rules read, in one SLOAD. Solidity packs
      * the fields from the lowest bits in this order: author bits 0-159, createdAt 160-199,
-     * category 200-207, status 208-215, cidCodec 216-223, supersedes 224-255 (the assembly of
-     * {_shareKey} reads it so).
+     * category 200-207, status 208-215, cidCodec 216-223, supersedes 224-255 ({_shareKey} reads
+     * it so, with the _HEADER_* offsets).
      */
     struct Header {
         address author;
@@ -85,18 +93,12 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         bytes32 contentHash; // zero means equal to cidDigest (a zero hash is never accepted)
     }
 
-    bytes32 private constant _DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
-    bytes32 private immutable _cachedRecordDomain;
-    uint256 private immutable _cachedChainId;
+    /// @dev Bit offsets of {Header}'s category and status in its storage word.
+    uint256 private constant _HEADER_CATEGORY_OFFSET = 200;
+    uint256 private constant _HEADER_STATUS_OFFSET = 208;
 
     mapping(uint256 recordId => StoredRecord) private _records;
     mapping(address patient => uint256) private _recordCounts;
-
-    constructor() {
-        _cachedChainId = block.chainid;
-        _cachedRecordDomain = _buildRecordDomain();
-    }
 
     // ------------------------------------------------------------------ records
 
@@ -107,10 +109,12 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         uint16 cidCodec,
         bytes32 contentHash,
         uint8 category,
-        uint256 supersedes
-    ) external returns (uint256) {
+        uint256 supersedes,
+        KeyRelease[] calldata releases
+    ) external returns (uint256 recordId) {
         _checkAuthor(patient, category);
-        return _addRecord(patient, msg.sender, cidDigest, cidCodec, contentHash, category, supersedes);
+        recordId = _addRecord(patient, msg.sender, cidDigest, cidCodec, contentHash, category, supersedes);
+        _releaseInitialKeys(recordId, patient, msg.sender, category, releases);
     }
 
     /// @inheritdoc IRecordRegistry
@@ -121,10 +125,11 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         bytes32 contentHash,
         uint8 category,
         uint256 supersedes,
+        KeyRelease[] calldata releases,
         uint256 deadline,
         bytes calldata signature
-    ) external returns (uint256) {
-        _checkRecordDeadline(deadline);
+    ) external returns (uint256 recordId) {
+        _checkDeadline(deadline);
         bytes32 structHash = keccak256(
             abi.encode(
                 _ADD_RECORD_TYPEHASH,
@@ -134,12 +139,14 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
                 contentHash,
                 category,
                 supersedes,
+                _hashReleases(patient, releases),
                 _useNonce(patient),
                 deadline
             )
         );
-        _checkPatientSignature(patient, structHash, signature);
-        return _addRecord(patient, patient, cidDigest, cidCodec, contentHash, category, supersedes);
+        _checkSignature(patient, structHash, signature);
+        recordId = _addRecord(patient, patient, cidDigest, cidCodec, contentHash, category, supersedes);
+        _releaseInitialKeys(recordId, patient, patient, category, releases);
     }
 
     /// @inheritdoc IRecordRegistry
@@ -179,8 +186,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         if (size == 0 || size > MAX_BATCH_SIZE) revert RecordRegistryInvalidBatchSize(size);
         for (uint256 i; i < size; ++i) {
             KeyShare calldata share = shares[i];
-            bytes memory failure =
-                _shareKey(msg.sender, share.recordId, share.grantee, share.wrappedKey);
+            bytes memory failure = _shareKey(msg.sender, share.recordId, share.grantee, share.wrappedKey);
             if (failure.length != 0) revert RecordRegistryShareRejected(i, failure);
         }
     }
@@ -193,7 +199,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         uint256 deadline,
         bytes calldata signature
     ) external {
-        _checkRecordDeadline(deadline);
+        _checkDeadline(deadline);
         _existingHeader(recordId);
         address patient = _patientOf(recordId);
         bytes32 structHash = keccak256(
@@ -202,13 +208,20 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
                 recordId,
                 grantee,
                 keccak256(wrappedKey),
+                _consentNonce(patient, grantee),
                 _useNonce(patient),
                 deadline
             )
         );
-        _checkPatientSignature(patient, structHash, signature);
+        _checkSignature(patient, structHash, signature);
         bytes memory failure = _shareKey(patient, recordId, grantee, wrappedKey);
         if (failure.length != 0) _revertWith(failure);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function cancelRecordSignatures() external {
+        _useNonce(msg.sender);
+        emit RecordSignaturesCancelled(msg.sender, nonces(msg.sender));
     }
 
     // ------------------------------------------------------------------ views
@@ -247,11 +260,6 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         return super.nonces(owner);
     }
 
-    /// @inheritdoc IRecordRegistry
-    function recordDomainSeparator() external view returns (bytes32) {
-        return _recordDomain();
-    }
-
     // ------------------------------------------------------------------ internals: records
 
     function _addRecord(
@@ -286,9 +294,7 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         }
         recordId = _recordId(patient, index);
         StoredRecord storage record = _records[recordId];
-        record.header = Header(
-            author, uint40(block.timestamp), category, RecordStatus.Active, uint8(cidCodec), amends
-        );
+        record.header = Header(author, uint40(block.timestamp), category, RecordStatus.Active, uint8(cidCodec), amends);
         record.cidDigest = cidDigest;
         if (contentHash != cidDigest) record.contentHash = contentHash;
 
@@ -340,9 +346,8 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         private
         returns (bytes memory failure)
     {
-        // The header word, read once and unpacked by hand (layout in {Header}: author bits
-        // 0-159, category 200-207, status 208-215): shareKey is the hot path. The id names the
-        // patient.
+        // The header word, read once and unpacked by hand (layout in {Header}): shareKey is the
+        // hot path. The id names the patient.
         StoredRecord storage record = _records[recordId];
         uint256 word;
         assembly ("memory-safe") {
@@ -350,8 +355,8 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         }
         address patient = _patientOf(recordId);
         address author = address(uint160(word));
-        uint8 category = uint8(word >> 200);
-        uint8 status = uint8(word >> 208);
+        uint8 category = uint8(word >> _HEADER_CATEGORY_OFFSET);
+        uint8 status = uint8(word >> _HEADER_STATUS_OFFSET);
         if (status == uint8(RecordStatus.None)) {
             return abi.encodeWithSelector(RecordRegistryNonexistentRecord.selector, recordId);
         }
@@ -365,10 +370,85 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         if (!_mayShare(patient, author, category, sharer, grantee)) {
             return abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, sharer, grantee);
         }
-        // emit KeyShared(recordId, patient, grantee, sharer, wrappedKey), encoded by hand: the
-        // ABI encoding the compiler emits for a calldata `bytes` costs about as much again.
+        _emitKeyShared(recordId, patient, grantee, sharer, wrappedKey);
+    }
+
+    /**
+     * @dev The initial key releases of a record just added by `author` (so Active, of
+     * `category`): each under the rules of {shareKey} with the author as sharer, all or nothing
+     * ({RecordRegistryShareRejected} names the failing index), and at least one toward the
+     * patient, so no record exists without its patient's key. The status and header are known
+     * here: nothing is read back from storage.
+     */
+    function _releaseInitialKeys(
+        uint256 recordId,
+        address patient,
+        address author,
+        uint8 category,
+        KeyRelease[] calldata releases
+    ) private {
+        uint256 size = releases.length;
+        if (size > MAX_BATCH_SIZE) revert RecordRegistryInvalidBatchSize(size);
+        bool toPatient;
+        for (uint256 i; i < size; ++i) {
+            KeyRelease calldata release = releases[i];
+            address grantee = release.grantee;
+            uint256 length = release.wrappedKey.length;
+            if (length == 0 || length > _MAX_WRAPPED_KEY_LENGTH) {
+                revert RecordRegistryShareRejected(
+                    i, abi.encodeWithSelector(RecordRegistryInvalidWrappedKey.selector, length)
+                );
+            }
+            // Toward the patient and toward the author itself, the author's rule allows it
+            // without a storage read (_mayShare would first read a provider's guardian slot).
+            if (grantee == patient) {
+                toPatient = true;
+            } else if (grantee != author && !_mayShare(patient, author, category, author, grantee)) {
+                revert RecordRegistryShareRejected(
+                    i, abi.encodeWithSelector(RecordRegistryUnauthorizedShare.selector, recordId, author, grantee)
+                );
+            }
+            _emitKeyShared(recordId, patient, grantee, author, release.wrappedKey);
+        }
+        if (!toPatient) revert RecordRegistryMissingPatientRelease(patient);
+    }
+
+    /**
+     * @dev The EIP-712 `KeyRelease[]` value of a signed {addRecordBySig}: keccak256 of the
+     * concatenated struct hashes, each with its pair's consent nonce read now (so a consent
+     * change between signing and relaying voids the signature).
+     */
+    function _hashReleases(address patient, KeyRelease[] calldata releases) private view returns (bytes32) {
+        uint256 size = releases.length;
+        bytes32[] memory hashes = new bytes32[](size);
+        for (uint256 i; i < size; ++i) {
+            KeyRelease calldata release = releases[i];
+            hashes[i] = keccak256(
+                abi.encode(
+                    _KEY_RELEASE_TYPEHASH,
+                    release.grantee,
+                    keccak256(release.wrappedKey),
+                    _consentNonce(patient, release.grantee)
+                )
+            );
+        }
+        return keccak256(abi.encodePacked(hashes));
+    }
+
+    /**
+     * @dev emit KeyShared(recordId, patient, grantee, sharer, wrappedKey), encoded by hand: the
+     * ABI encoding the compiler emits for a calldata `bytes` costs about as much again.
+     */
+    function _emitKeyShared(
+        uint256 recordId,
+        address patient,
+        address grantee,
+        address sharer,
+        bytes calldata wrappedKey
+    ) private {
         bytes32 topic = KeyShared.selector;
         assembly ("memory-safe") {
+            let length := wrappedKey.length
             let m := mload(0x40)
             mstore(m, sharer)
             mstore(add(m, 0x20), 0x40)
@@ -415,43 +495,10 @@ contract RecordRegistry is ConsentRegistry, IRecordRegistry, Nonces {
         }
     }
 
-    function _checkRecordDeadline(uint256 deadline) private view {
-        if (block.timestamp > deadline) revert RecordRegistryExpiredSignature(deadline);
-    }
-
-    function _checkPatientSignature(address signer, bytes32 structHash, bytes calldata signature) private view {
-        bytes32 digest = MessageHashUtils.toTypedDataHash(_recordDomain(), structHash);
-        if (!SignatureChecker.isValidSignatureNow(signer, digest, signature)) {
-            revert RecordRegistryInvalidSignature(signer);
-        }
-    }
-
     /// @dev Reverts with an already ABI-encoded custom error, as if it had been raised here.
     function _revertWith(bytes memory failure) private pure {
         assembly ("memory-safe") {
             revert(add(failure, 0x20), mload(failure))
         }
-    }
-
-    /**
-     * @dev The records' own EIP-712 domain ("MedRecord RecordRegistry", "1", chain id, this
-     * address), apart from the consents' domain this contract inherits: a signed record or key
-     * release can never be read as a signed consent, and the signing code of both stays as it
-     * was when they were two deployments. Rebuilt if the chain id changed (a fork).
-     */
-    function _recordDomain() private view returns (bytes32) {
-        return block.chainid == _cachedChainId ? _cachedRecordDomain : _buildRecordDomain();
-    }
-
-    function _buildRecordDomain() private view returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                _DOMAIN_TYPEHASH,
-                keccak256("MedRecord RecordRegistry"),
-                keccak256("1"),
-                block.chainid,
-                address(this)
-            )
-        );
     }
 }

@@ -34,6 +34,7 @@ from web3.exceptions import TimeExhausted, Web3RPCError
 
 from . import __version__
 from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
+from ._cli._ops import ops
 from ._cli._output import jsonable
 from .errors import ContractRevert, MedRecordError
 from .fhir import fhir_cli
@@ -50,7 +51,6 @@ class ReportedError(click.ClickException):
 
 # What to do about the reverts a CLI user meets most; the decoded error is always shown too.
 _REVERT_HINTS = {
-    "ConsentRegistryNoConsent": "there is no consent to revoke",
     "ConsentRegistryUnauthorized": (
         "you are neither the patient nor one of their guardians (`medrecord guardian appoint`)"
     ),
@@ -89,7 +89,10 @@ def _message(exc: MedRecordError) -> str:
     if isinstance(exc, ContractRevert):
         rendered = ", ".join(f"{k}={jsonable(v)}" for k, v in exc.args_by_name.items())
         hint = _REVERT_HINTS.get(exc.error_name)
-        return f"the contract refused: {exc.error_name}({rendered})" + (f"; {hint}" if hint else "")
+        where = f" in transaction {exc.transaction_hash}" if exc.transaction_hash else ""
+        return f"the contract refused{where}: {exc.error_name}({rendered})" + (
+            f"; {hint}" if hint else ""
+        )
     return str(exc)
 
 
@@ -206,5 +209,5 @@ def demo() -> None:
     run_demo(Console())
 
 
-for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli):
+for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli, ops):
     main.add_command(_command)

@@ -27,7 +27,11 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     ├── ChainError
     │   ├── ContractRevert                     a decoded custom error from a contract
     │   ├── TransactionFailed (RuntimeError)   mined but failed, or could not be sent
-    │   │   └── AnchorFailed                   a record was not anchored; its upload was unpinned
+    │   │   ├── AnchorFailed                   a record was not anchored; its upload was unpinned
+    │   │   └── TransactionReplaced            another transaction took its nonce: never mined
+    │   ├── TransactionPending (TimeoutError)  fate not known yet; journalled, resume later
+    │   ├── OperationError                     a journalled operation cannot go on
+    │   │   └── OperationNotFound (LookupError)
     │   ├── RecordUnavailable (LookupError)    the record is erased or retracted
     │   └── DeploymentNotFound (LookupError)   no manifest for this chain id
     └── FhirError
@@ -61,11 +65,15 @@ __all__ = [
     "KeyNotShared",
     "KeystoreError",
     "MedRecordError",
+    "OperationError",
+    "OperationNotFound",
     "RecipientKeyMissing",
     "RecordUnavailable",
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
+    "TransactionPending",
+    "TransactionReplaced",
     "UnmappedResource",
     "UnsupportedConsent",
     "WrongKeyError",
@@ -167,15 +175,69 @@ class ContractRevert(ChainError):
     ``args`` its arguments by name, so callers can branch on them without parsing text.
     """
 
-    def __init__(self, error_name: str, args: dict[str, Any], message: str | None = None) -> None:
+    def __init__(
+        self,
+        error_name: str,
+        args: dict[str, Any],
+        message: str | None = None,
+        *,
+        transaction_hash: str | None = None,
+    ) -> None:
         self.error_name = error_name
         self.args_by_name = dict(args)
+        self.transaction_hash = transaction_hash
         rendered = ", ".join(f"{k}={v!r}" for k, v in args.items())
         super().__init__(message or f"{error_name}({rendered})")
 
+    def in_transaction(self, transaction_hash: str, block_number: int) -> ContractRevert:
+        """The same revert, as raised by a mined transaction (the message names its hash)."""
+        return type(self)(
+            self.error_name,
+            self.args_by_name,
+            f"{self}: transaction {transaction_hash} reverted in block {block_number}",
+            transaction_hash=transaction_hash,
+        )
+
 
 class TransactionFailed(ChainError, RuntimeError):
-    """A transaction could not be sent, or was mined and failed without a decodable reason."""
+    """A transaction could not be sent, or was mined and failed without a decodable reason.
+
+    ``transaction_hash`` is set whenever the transaction was signed and journalled (the message
+    names it too); None means nothing was signed.
+    """
+
+    def __init__(self, message: str, *, transaction_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.transaction_hash = transaction_hash
+
+
+class TransactionReplaced(TransactionFailed):
+    """Another transaction was mined with this one's nonce: this one can never be mined."""
+
+    def __init__(self, message: str, *, transaction_hash: str, operation_id: str) -> None:
+        super().__init__(message, transaction_hash=transaction_hash)
+        self.operation_id = operation_id
+
+
+class TransactionPending(ChainError, TimeoutError):
+    """A broadcast transaction's fate is not known yet (no receipt, not final, node away).
+
+    Nothing is lost: the signed bytes are in the journal. ``transaction_hash`` and
+    ``operation_id`` say what to resume (``medrecord ops resume`` / ``MedRecord.resume``).
+    """
+
+    def __init__(self, message: str, *, transaction_hash: str, operation_id: str) -> None:
+        super().__init__(message)
+        self.transaction_hash = transaction_hash
+        self.operation_id = operation_id
+
+
+class OperationError(ChainError):
+    """A journalled operation cannot be resumed or abandoned as asked; the message says why."""
+
+
+class OperationNotFound(OperationError, LookupError):
+    """No operation in the journal has that id."""
 
 
 class AnchorFailed(TransactionFailed):
@@ -184,8 +246,10 @@ class AnchorFailed(TransactionFailed):
     ``cause`` is the underlying error (often a :class:`ContractRevert`), also ``__cause__``.
     """
 
-    def __init__(self, message: str, cause: BaseException) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, cause: BaseException, *, transaction_hash: str | None = None
+    ) -> None:
+        super().__init__(message, transaction_hash=transaction_hash)
         self.cause = cause
 
 

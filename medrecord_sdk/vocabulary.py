@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
-__all__ = ["Action", "Category", "Purpose", "category_mask", "purpose_mask"]
+__all__ = ["Action", "Category", "KeyFormat", "Purpose", "category_mask", "purpose_mask"]
 
 
 class Category(IntEnum):
@@ -79,3 +79,12 @@ def purpose_mask(*purposes: Purpose) -> int:
     for purpose in purposes:
         mask |= Purpose(purpose).bit
     return mask
+
+
+class KeyFormat(IntFlag):
+    """Release formats a published encryption key's wallet opens (ConsentRegistry's
+    ``KEY_FORMAT_*`` flags, published next to the key): HPKE = release tag 0x01, METAMASK =
+    MetaMask's x25519-xsalsa20-poly1305 (``eth_decrypt``), release tag 0x02."""
+
+    HPKE = 1
+    METAMASK = 2

@@ -19,7 +19,19 @@ pragma solidity ^0.8.24;
  * Each (patient, grantee) pair carries a `nonce` that every change of that pair increments and
  * nothing ever decreases, a revoke included. A signature covers the nonce current when it was
  * made, so any later change of the pair (granted, updated or revoked, directly or by signature)
- * invalidates every outstanding signature for it.
+ * invalidates every outstanding signature for it: the patient's signed grants and revokes for the
+ * pair, and the key releases the patient signed toward that grantee (RecordRegistry's `ShareKey`
+ * and `AddRecord` releases carry the pair's nonce). A revoke is accepted on a pair that holds
+ * nothing, so a patient can always cancel a grant they signed and nobody has relayed yet.
+ *
+ * Signatures: one EIP-712 domain per deployment, the one {eip712Domain} (ERC-5267) reports and
+ * `DOMAIN_SEPARATOR()` returns ("MedRecord ConsentRegistry", "1", chain id, this address); a
+ * RecordRegistry deployment verifies its record signatures under the same domain.
+ *
+ * Encryption keys: each account publishes one X25519 public key and the release formats its
+ * wallet opens ({KEY_FORMAT_HPKE} = 1, tag 0x01 releases; {KEY_FORMAT_METAMASK} = 2, MetaMask's
+ * x25519-xsalsa20-poly1305, tag 0x02). A key published with the one-argument {setEncryptionKey}
+ * reads as HPKE, unless that same key was published with formats before.
  */
 interface IConsentRegistry {
     /// @notice The state of one (patient, grantee) pair; fits one storage slot (208 bits).
@@ -60,6 +72,12 @@ interface IConsentRegistry {
     /// @notice `account` published `key`, its X25519 public key for record key wrapping.
     event EncryptionKeySet(address indexed account, bytes32 key);
 
+    /**
+     * @notice `account` published `key` and the release formats (`KEY_FORMAT_*` flags) its wallet
+     * opens; senders wrap record keys for it in one of them.
+     */
+    event EncryptionKeyPublished(address indexed account, bytes32 key, uint8 formats);
+
     // ------------------------------------------------------------------ errors
 
     /// @notice The grantee is the zero address or the patient (always permitted on their own data).
@@ -73,12 +91,6 @@ interface IConsentRegistry {
 
     /// @notice The expiry is not in the future.
     error ConsentRegistryInvalidExpiry(uint40 expiry, uint256 timestamp);
-
-    /**
-     * @notice There is nothing to revoke for this pair. An expired consent is still something:
-     * revoking it clears it and moves the nonce on, voiding signatures made for the pair.
-     */
-    error ConsentRegistryNoConsent(address patient, address grantee);
 
     /// @notice `caller` is neither `patient` nor one of the patient's guardians.
     error ConsentRegistryUnauthorized(address caller, address patient);
@@ -100,6 +112,9 @@ interface IConsentRegistry {
 
     /// @notice The zero key cannot be published: it is the identity point and would leak every wrapped key.
     error ConsentRegistryZeroEncryptionKey();
+
+    /// @notice `formats` is empty or has bits other than HPKE (1) and METAMASK (2).
+    error ConsentRegistryInvalidKeyFormats(uint8 formats);
 
     // ------------------------------------------------------------------ consents
 
@@ -140,7 +155,13 @@ interface IConsentRegistry {
         bytes calldata signature
     ) external;
 
-    /// @notice Removes every right of `grantee` over the caller's data. Emits {ConsentRevoked}.
+    /**
+     * @notice Removes every right of `grantee` over the caller's data and moves the pair's nonce
+     * on, voiding every signature made for the pair. Emits {ConsentRevoked}.
+     * @dev Accepted on a pair that holds nothing (never granted, revoked, or expired): that is
+     * how a patient cancels a grant they signed before a relayer lands it. Reverts
+     * {ConsentRegistryInvalidGrantee} for the zero address and for the patient itself.
+     */
     function revoke(address grantee) external;
 
     /// @notice Like {revoke}, for `patient` by the patient or one of the patient's guardians.
@@ -228,6 +249,21 @@ interface IConsentRegistry {
     /// @notice Publishes the caller's X25519 public key, replacing any earlier one. Emits {EncryptionKeySet}.
     function setEncryptionKey(bytes32 key) external;
 
+    /**
+     * @notice Publishes the caller's X25519 public key with the release formats its wallet opens
+     * (`KEY_FORMAT_*` flags, e.g. 2 for a MetaMask `eth_getEncryptionPublicKey` key), replacing
+     * any earlier key. Emits {EncryptionKeyPublished}.
+     * @dev {setEncryptionKey} stays the cheaper HPKE-only path (one slot).
+     */
+    function setEncryptionKeyWithFormats(bytes32 key, uint8 formats) external;
+
     /// @notice The X25519 public key `account` published, or zero.
     function encryptionKeyOf(address account) external view returns (bytes32);
+
+    /**
+     * @notice The release formats (`KEY_FORMAT_*` flags) the wallet of `account`'s published key
+     * opens: those published with the key, HPKE (1) for a key published by {setEncryptionKey}
+     * alone, 0 when no key is published.
+     */
+    function encryptionKeyFormatsOf(address account) external view returns (uint8);
 }

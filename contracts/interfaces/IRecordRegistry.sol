@@ -35,10 +35,21 @@ pragma solidity ^0.8.24;
  * version of its chain, can be superseded. Keys of Retracted and Erased records are no longer
  * released: a withdrawn record should not travel further, an erased one must not.
  *
- * Every state change emits exactly one event, and the events rebuild the state: {RecordAdded}
+ * A record never exists without its patient's key: {addRecord} and {addRecordBySig} take the
+ * record's initial key releases and emit them ({KeyShared}, sharer = author) in the same
+ * transaction; at least one must be toward the patient, each follows the {shareKey} rules with
+ * the author as sharer (so a provider may add one toward itself), at most `MAX_BATCH_SIZE`.
+ *
+ * Every state change emits its events, and the events rebuild the state: {RecordAdded}
  * (with `supersedes != 0` it also marks that record Amended; `createdAt` is the timestamp of the
- * event's block), {RecordRetracted}, {RecordErased}, {KeyShared}. The signature nonces are replay
- * protection only and, as with EIP-2612 permits, are not in the events.
+ * event's block) followed by the record's initial {KeyShared}, {RecordRetracted}, {RecordErased},
+ * {KeyShared}. The signature nonces are replay protection: a signature uses one up silently (as
+ * with EIP-2612 permits), and {cancelRecordSignatures} moves it with {RecordSignaturesCancelled}.
+ *
+ * Signatures (`AddRecord`, `ShareKey`) are verified under the deployment's one EIP-712 domain,
+ * the one ERC-5267's `eip712Domain()` reports. A signed key release, alone or inside an
+ * `AddRecord`, carries the consent nonce of its (patient, grantee) pair: a revoke (or any change)
+ * of that pair voids it, as it voids the pair's signed grants.
  */
 interface IRecordRegistry {
     /// @notice The life-cycle of a record; `None` only for ids never assigned.
@@ -66,6 +77,12 @@ interface IRecordRegistry {
         // The record this one amends, or 0 for a first version.
         uint256 supersedes;
         RecordStatus status;
+    }
+
+    /// @notice One initial key release of {addRecord}: the record's data key wrapped for `grantee`.
+    struct KeyRelease {
+        address grantee;
+        bytes wrappedKey;
     }
 
     /// @notice One key release of a {shareKeys} batch.
@@ -106,12 +123,14 @@ interface IRecordRegistry {
      * finds which of its keys opens the release (HPKE binds the recipient key).
      */
     event KeyShared(
-        uint256 indexed recordId,
-        address indexed patient,
-        address indexed grantee,
-        address sharer,
-        bytes wrappedKey
+        uint256 indexed recordId, address indexed patient, address indexed grantee, address sharer, bytes wrappedKey
     );
+
+    /**
+     * @notice `patient` cancelled every record signature (`AddRecord`, `ShareKey`) made for its
+     * earlier nonces; `nonce` is the one a new signature must carry.
+     */
+    event RecordSignaturesCancelled(address indexed patient, uint256 nonce);
 
     // ------------------------------------------------------------------ errors
 
@@ -160,11 +179,8 @@ interface IRecordRegistry {
      */
     error RecordRegistryShareRejected(uint256 index, bytes reason);
 
-    /// @notice The signature's deadline has passed.
-    error RecordRegistryExpiredSignature(uint256 deadline);
-
-    /// @notice The signature is not `signer`'s over this exact message and its current nonce.
-    error RecordRegistryInvalidSignature(address signer);
+    /// @notice A record's initial releases hold none toward `patient`: the patient must get the key.
+    error RecordRegistryMissingPatientRelease(address patient);
 
     // ------------------------------------------------------------------ records
 
@@ -183,6 +199,11 @@ interface IRecordRegistry {
      * @param contentHash The sha256 of the ciphertext bytes.
      * @param category The category's bit index (0-63).
      * @param supersedes The record this one amends, or 0.
+     * @param releases The record's initial key releases, emitted as {KeyShared} with the caller
+     * as sharer: at least one toward `patient` ({RecordRegistryMissingPatientRelease}), each
+     * allowed by the {shareKey} rules for the caller (the author may add one toward itself), at
+     * most `MAX_BATCH_SIZE` ({RecordRegistryInvalidBatchSize}); a failing one reverts the whole
+     * call with {RecordRegistryShareRejected} naming its index.
      */
     function addRecord(
         address patient,
@@ -190,15 +211,20 @@ interface IRecordRegistry {
         uint16 cidCodec,
         bytes32 contentHash,
         uint8 category,
-        uint256 supersedes
+        uint256 supersedes,
+        KeyRelease[] calldata releases
     ) external returns (uint256 recordId);
 
     /**
      * @notice Relays a record the patient signed (EIP-712 `AddRecord`), so a patient needs no ETH;
      * the author recorded is the patient.
-     * @dev The signature covers every argument, the patient's current nonce (see `nonces`) and
-     * `deadline`; the domain binds chain id and this contract. ERC-1271 wallets are accepted.
-     * Anyone may relay; the outcome does not depend on who does.
+     * @dev The signature covers every argument, the releases as an EIP-712 `KeyRelease[]`
+     * (`KeyRelease(address grantee,bytes wrappedKey,uint64 consentNonce)`, the consent nonce of
+     * the (patient, grantee) pair when signed: a revoke of that pair in between voids the
+     * signature), the patient's current nonce (see `nonces`) and `deadline`, under the
+     * deployment's one EIP-712 domain (ERC-5267). ERC-1271 wallets are accepted. Anyone may
+     * relay; the outcome does not depend on who does. The releases follow {addRecord}'s rules
+     * with the patient as author and sharer.
      */
     function addRecordBySig(
         address patient,
@@ -207,6 +233,7 @@ interface IRecordRegistry {
         bytes32 contentHash,
         uint8 category,
         uint256 supersedes,
+        KeyRelease[] calldata releases,
         uint256 deadline,
         bytes calldata signature
     ) external returns (uint256 recordId);
@@ -251,8 +278,9 @@ interface IRecordRegistry {
     /**
      * @notice Relays a key release the patient signed (EIP-712 `ShareKey`); the sharer is the patient.
      * @dev Same rules as {shareKey} with the patient as sharer; the signature covers every argument
-     * (the wrapped key as its keccak256, per EIP-712 `bytes`), the patient's current nonce and
-     * `deadline`. Nonces are shared with {addRecordBySig}.
+     * (the wrapped key as its keccak256, per EIP-712 `bytes`), the consent nonce of the (patient,
+     * grantee) pair (so a revoke of the pair, or any change of it, voids the signature), the
+     * patient's current nonce and `deadline`. Nonces are shared with {addRecordBySig}.
      */
     function shareKeyBySig(
         uint256 recordId,
@@ -261,6 +289,13 @@ interface IRecordRegistry {
         uint256 deadline,
         bytes calldata signature
     ) external;
+
+    /**
+     * @notice Voids every record signature (`AddRecord`, `ShareKey`) the caller made and nobody
+     * relayed yet, by using up its current nonce. Emits {RecordSignaturesCancelled}.
+     * @dev The SDK signs for the current nonce only, so all outstanding signatures carry it.
+     */
+    function cancelRecordSignatures() external;
 
     // ------------------------------------------------------------------ views
 
@@ -276,9 +311,6 @@ interface IRecordRegistry {
      * end gives an empty page. The work is bounded by `limit`, which the caller chooses.
      */
     function recordsOf(address patient, uint256 offset, uint256 limit) external view returns (Record[] memory);
-
-    /// @notice The EIP-712 domain separator of signed records and key releases.
-    function recordDomainSeparator() external view returns (bytes32);
 
     /// @notice The ConsentRegistry that answers every permission question here.
     function consentRegistry() external view returns (address);

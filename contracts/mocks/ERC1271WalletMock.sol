@@ -17,7 +17,10 @@ contract ERC1271WalletMock is IERC1271 {
 
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, signature);
-        return err == ECDSA.RecoverError.NoError && recovered == owner ? this.isValidSignature.selector : bytes4(0xffffffff);
+        return
+            err == ECDSA.RecoverError.NoError && recovered == owner
+                ? this.isValidSignature.selector
+                : bytes4(0xffffffff);
     }
 
     /// @notice Lets the wallet act on-chain (a patient wallet granting or revoking directly).

@@ -451,6 +451,24 @@ def consent_check(
         click.get_current_context().exit(NOT_PERMITTED)
 
 
+@consent.command("cancel-signatures")
+@click.argument("grantee", type=ADDRESS)
+@pass_state
+def consent_cancel_signatures(state: CliState, grantee: str) -> None:
+    """Void every signature you made for GRANTEE that nobody relayed yet.
+
+    A revoke of the pair, accepted even when it holds nothing: a signed grant or revoke, and key
+    releases signed toward GRANTEE, can no longer land. A live consent to GRANTEE ends too.
+    """
+    result = state.patient().cancel_grant_signatures(grantee)
+    emit(
+        state,
+        {"patient": state.address, "grantee": grantee, **tx_fields(result)},
+        f"pending signatures of {state.address} for {grantee} cancelled "
+        f"(tx {result.transaction_hash})",
+    )
+
+
 # ---------------------------------------------------------------- guardians
 
 

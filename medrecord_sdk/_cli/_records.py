@@ -397,13 +397,18 @@ def record_erase(state: CliState, record_id: int, yes: bool) -> None:
         "cid": str(receipt.cid),
         "unpinned": receipt.unpinned,
         "local_key_destroyed": receipt.local_key_destroyed,
-        **tx_fields(receipt.receipt),
+        "operation": receipt.operation_id,
+        **({} if receipt.receipt is None else tx_fields(receipt.receipt)),
     }
+    how = (
+        "was already erased on chain; its shredding is now finished"
+        if receipt.receipt is None
+        else f"erased (tx {receipt.receipt.transaction_hash})"
+    )
     emit(
         state,
         data,
-        f"record {format_record_id(record_id)} erased (tx {receipt.receipt.transaction_hash}); "
-        f"{receipt.cid} "
+        f"record {format_record_id(record_id)} {how}; {receipt.cid} "
         f"unpinned; local key {'destroyed' if receipt.local_key_destroyed else 'not held'}",
     )
 
@@ -455,3 +460,18 @@ def record_shared(state: CliState) -> None:
         )
 
     emit(state, rows, human)
+
+
+@record.command("cancel-signatures")
+@pass_state
+def record_cancel_signatures(state: CliState) -> None:
+    """Void every record signature you made that nobody relayed yet.
+
+    Signed records and signed key releases (for your current record nonce) can no longer land.
+    """
+    result = state.patient().cancel_record_signatures()
+    emit(
+        state,
+        {"patient": state.address, **tx_fields(result)},
+        f"pending record signatures of {state.address} cancelled (tx {result.transaction_hash})",
+    )

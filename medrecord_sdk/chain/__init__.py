@@ -25,11 +25,13 @@ from ._embedded import (
 )
 from ._escrow import EnrollmentStatus, Study, StudyEscrow
 from ._records import (
+    KeyRelease,
     KeyShare,
     Record,
     RecordRegistry,
     RecordStatus,
     SignedAddRecord,
+    SignedShareKey,
     format_record_id,
     parse_record_id,
     record_id_of,
@@ -61,6 +63,7 @@ __all__ = [
     "DeploymentManifest",
     "EmbeddedChain",
     "EnrollmentStatus",
+    "KeyRelease",
     "KeyShare",
     "PermitSignature",
     "Record",
@@ -69,6 +72,7 @@ __all__ = [
     "SignedAddRecord",
     "SignedGrant",
     "SignedRevoke",
+    "SignedShareKey",
     "Signer",
     "Study",
     "StudyEscrow",

@@ -8,16 +8,14 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ..vocabulary import Action, Category, Purpose
+from ..vocabulary import Action, Category, KeyFormat, Purpose
 from ._base import ContractWrapper
 from ._tx import Signer, TxResult
-from ._typed_data import eip712_types
+from ._typed_data import domain_from_erc5267, eip712_types
 
 __all__ = ["NO_EXPIRY", "Consent", "ConsentRegistry", "SignedGrant", "SignedRevoke"]
 
 NO_EXPIRY = 2**40 - 1
-_DOMAIN_NAME = "MedRecord ConsentRegistry"
-_DOMAIN_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -131,6 +129,11 @@ class ConsentRegistry(ContractWrapper):
         """The account's published X25519 public key (32 bytes), or 32 zero bytes."""
         return bytes(self._call("encryptionKeyOf", account))
 
+    def encryption_key_formats_of(self, account: str) -> int:
+        """The release formats (:class:`KeyFormat` flags) the wallet of the account's published
+        key opens: HPKE for a key published with the one-argument call, 0 when none is."""
+        return int(self._call("encryptionKeyFormatsOf", account))
+
     # ------------------------------------------------------------ writes
 
     def grant(
@@ -164,19 +167,38 @@ class ConsentRegistry(ContractWrapper):
     def remove_guardian(self, guardian: str, *, signer: Signer | None = None) -> TxResult:
         return self._send("removeGuardian", guardian, signer=signer)
 
-    def set_encryption_key(self, public_key: bytes, *, signer: Signer | None = None) -> TxResult:
-        """Publishes a 32-byte X25519 public key so others can wrap record keys for the signer."""
-        return self._send("setEncryptionKey", public_key, signer=signer)
+    def set_encryption_key(
+        self, key: bytes, *, formats: int = KeyFormat.HPKE, signer: Signer | None = None
+    ) -> TxResult:
+        """Publishes a 32-byte X25519 public key so others can wrap record keys for the signer,
+        with the release formats (:class:`KeyFormat` flags) its wallet opens.
+
+        HPKE alone goes through the cheaper one-argument ``setEncryptionKey``; any other set
+        through ``setEncryptionKeyWithFormats``. Raises ValueError for an empty or unknown set.
+        """
+        wanted = int(formats)
+        if wanted == 0 or wanted & ~int(KeyFormat.HPKE | KeyFormat.METAMASK):
+            raise ValueError(
+                f"key formats {wanted:#x} are not a non-empty set of KeyFormat flags "
+                "(HPKE = 1, METAMASK = 2)"
+            )
+        if wanted == KeyFormat.HPKE:
+            return self._send("setEncryptionKey", key, signer=signer)
+        return self._send("setEncryptionKeyWithFormats", key, wanted, signer=signer)
 
     # ------------------------------------------------------------ signatures
 
     def _domain(self) -> dict[str, Any]:
-        return {
-            "name": _DOMAIN_NAME,
-            "version": _DOMAIN_VERSION,
-            "chainId": self.w3.eth.chain_id,
-            "verifyingContract": self.address,
-        }
+        """The deployment's one EIP-712 domain, as the contract reports it (ERC-5267), read once.
+
+        Every signature this wrapper (or the RecordRegistry wrapper, its subclass) makes is
+        under it: consents and records alike, as the contracts verify them.
+        """
+        cached: dict[str, Any] | None = getattr(self, "_cached_domain", None)
+        if cached is None:
+            cached = domain_from_erc5267(self._call("eip712Domain"), self.address)
+            self._cached_domain = cached
+        return cached
 
     def sign_grant(
         self,

@@ -11,16 +11,18 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from ..vocabulary import Category
-from ._base import ContractWrapper
+from ._consent import ConsentRegistry
 from ._tx import Signer, TxResult
 from ._typed_data import eip712_types
 
 __all__ = [
+    "KeyRelease",
     "KeyShare",
     "Record",
     "RecordRegistry",
     "RecordStatus",
     "SignedAddRecord",
+    "SignedShareKey",
     "format_record_id",
     "parse_record_id",
     "record_id_of",
@@ -127,6 +129,18 @@ class KeyShare:
 
 
 @dataclass(frozen=True)
+class KeyRelease:
+    """One initial key release of a new record: its data key wrapped for ``grantee``.
+
+    ``add_record`` takes them; one must be toward the patient (the contract refuses a record
+    whose patient would have no key), and the author may add one toward itself.
+    """
+
+    grantee: str
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True)
 class SignedAddRecord:
     """An addRecord the patient signed off-chain, for a relayer to submit."""
 
@@ -138,10 +152,32 @@ class SignedAddRecord:
     supersedes: int
     deadline: int
     signature: bytes
+    releases: tuple[KeyRelease, ...] = ()
 
 
-class RecordRegistry(ContractWrapper):
-    """Pointers to encrypted records on IPFS, their versions and statuses, and key release."""
+@dataclass(frozen=True)
+class SignedShareKey:
+    """A key release the patient signed off-chain, for a relayer to submit. It dies with any
+    change of the (patient, grantee) consent pair (a revoke) and with the patient's next record
+    signature or ``cancel_record_signatures``."""
+
+    record_id: int
+    grantee: str
+    wrapped_key: bytes
+    deadline: int
+    signature: bytes
+
+
+def _release_tuples(releases: Sequence[KeyRelease]) -> list[tuple[str, bytes]]:
+    return [(r.grantee, bytes(r.wrapped_key)) for r in releases]
+
+
+class RecordRegistry(ConsentRegistry):
+    """Pointers to encrypted records on IPFS, their versions and statuses, and key release.
+
+    The contract inherits ConsentRegistry (one deployment, one EIP-712 domain), and so does this
+    wrapper: the consent methods and the domain come from :class:`ConsentRegistry`.
+    """
 
     CONTRACT = "RecordRegistry"
 
@@ -171,11 +207,13 @@ class RecordRegistry(ContractWrapper):
         cid_codec: int,
         content_hash: bytes,
         category: Category,
-        supersedes: int = 0,
+        supersedes: int,
+        releases: Sequence[KeyRelease],
         *,
         signer: Signer | None = None,
     ) -> TxResult:
-        """Anchors a record; the new id is in the result's ``RecordAdded`` event."""
+        """Anchors a record with its initial key releases (one toward ``patient``), in one
+        transaction; the new id is in the result's ``RecordAdded`` event."""
         return self._send(
             "addRecord",
             patient,
@@ -184,6 +222,7 @@ class RecordRegistry(ContractWrapper):
             content_hash,
             int(category),
             int(supersedes),
+            _release_tuples(releases),
             signer=signer,
         )
 
@@ -195,15 +234,13 @@ class RecordRegistry(ContractWrapper):
         content_hash: bytes,
         category: Category,
         supersedes: int,
+        releases: Sequence[KeyRelease],
         deadline: int,
     ) -> SignedAddRecord:
-        """The patient signs an addRecord off-chain (no ETH needed); anyone may relay it."""
-        domain = {
-            "name": "MedRecord RecordRegistry",
-            "version": "1",
-            "chainId": self.w3.eth.chain_id,
-            "verifyingContract": self.address,
-        }
+        """The patient signs an addRecord with its releases off-chain (no ETH needed); anyone may
+        relay it. Each release is bound to its consent pair's nonce now: a revoke of that
+        grantee voids the signature."""
+        chosen = tuple(releases)
         message = {
             "patient": patient.address,
             "cidDigest": cid_digest,
@@ -211,10 +248,18 @@ class RecordRegistry(ContractWrapper):
             "contentHash": content_hash,
             "category": int(category),
             "supersedes": int(supersedes),
+            "releases": [
+                {
+                    "grantee": r.grantee,
+                    "wrappedKey": bytes(r.wrapped_key),
+                    "consentNonce": self.nonce_of(patient.address, r.grantee),
+                }
+                for r in chosen
+            ],
             "nonce": self.nonces(patient.address),
             "deadline": deadline,
         }
-        signed = patient.sign_typed_data(domain, eip712_types("AddRecord"), message)
+        signed = patient.sign_typed_data(self._domain(), eip712_types("AddRecord"), message)
         return SignedAddRecord(
             str(patient.address),
             cid_digest,
@@ -224,6 +269,7 @@ class RecordRegistry(ContractWrapper):
             int(supersedes),
             deadline,
             bytes(signed.signature),
+            chosen,
         )
 
     def add_record_by_sig(
@@ -237,10 +283,52 @@ class RecordRegistry(ContractWrapper):
             signed.content_hash,
             signed.category,
             signed.supersedes,
+            _release_tuples(signed.releases),
             signed.deadline,
             signed.signature,
             signer=signer,
         )
+
+    def sign_share_key(
+        self,
+        patient: LocalAccount,
+        record_id: int,
+        grantee: str,
+        wrapped_key: bytes,
+        deadline: int,
+    ) -> SignedShareKey:
+        """The patient signs a key release off-chain, for anyone to relay with
+        :meth:`share_key_by_sig`; bound to the patient's record nonce and the pair's consent
+        nonce."""
+        message = {
+            "recordId": int(record_id),
+            "grantee": grantee,
+            "wrappedKey": bytes(wrapped_key),
+            "consentNonce": self.nonce_of(patient.address, grantee),
+            "nonce": self.nonces(patient.address),
+            "deadline": deadline,
+        }
+        signed = patient.sign_typed_data(self._domain(), eip712_types("ShareKey"), message)
+        return SignedShareKey(
+            int(record_id), grantee, bytes(wrapped_key), deadline, bytes(signed.signature)
+        )
+
+    def share_key_by_sig(self, signed: SignedShareKey, *, signer: Signer | None = None) -> TxResult:
+        """Relays a key release the patient signed; the relayer pays the gas."""
+        return self._send(
+            "shareKeyBySig",
+            signed.record_id,
+            signed.grantee,
+            signed.wrapped_key,
+            signed.deadline,
+            signed.signature,
+            signer=signer,
+        )
+
+    def cancel_record_signatures(self, *, signer: Signer | None = None) -> TxResult:
+        """Voids every record signature (addRecord, key release) the signer made and nobody
+        relayed yet."""
+        return self._send("cancelRecordSignatures", signer=signer)
 
     def share_key(self, share: KeyShare, *, signer: Signer | None = None) -> TxResult:
         return self._send(

@@ -1,8 +1,11 @@
 """What patients, providers and researchers do, each flow composed of crypto, storage and chain.
 
 Ordering rule of every write: check everything that can be checked before anything is
-encrypted, uploaded or sent (consent, registered keys, record status); upload before anchoring;
-and when anchoring fails, unpin what was uploaded for it, so nothing is left half-done.
+encrypted, uploaded or sent (consent, registered keys, record status); upload before anchoring.
+Every write that has more than one step, or destroys something, is a journalled operation
+(``_operations.py``): a transaction whose fate is unknown raises :class:`TransactionPending`
+and keeps everything (content, keys) until ``MedRecord.resume`` finishes it; content is unpinned
+and keys destroyed only once the chain's outcome is final.
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from ..chain import (
-    KeyShare,
     Record,
     RecordStatus,
     SignedGrant,
     SignedRevoke,
-    Signer,
+    SignedShareKey,
     TxResult,
     format_record_id,
 )
 from ..chain._consent import NO_EXPIRY
+from ..chain._journal import JournalOperation
+from ..chain._tx import result_of
 from ..crypto import (
     KeyBinding,
     KeyPair,
@@ -38,24 +42,23 @@ from ..crypto import (
     wrap_key,
 )
 from ..errors import (
-    AnchorFailed,
     ConsentDenied,
     ConsentExpired,
     EnvelopeFormatError,
     KeyNotShared,
-    MedRecordError,
     RecipientKeyMissing,
     RecordUnavailable,
-    StorageError,
+    TransactionPending,
     WrongKeyError,
 )
 from ..fhir import FhirVersion, parse_resource
 from ..fhir import split_bundle as fhir_split_bundle
-from ..storage import CID, LocalStore
+from ..storage import CID
 from ..vocabulary import Action, Category, Purpose
 from ._audit import AuditEntry
 from ._facade import MedRecord
 from ._keyring import Keyring
+from ._operations import batches, run_operation
 
 __all__ = [
     "ErasureReceipt",
@@ -85,7 +88,11 @@ def mask_of(values: int | Category | Purpose | Iterable[Category | Purpose | int
 
 @dataclass(frozen=True)
 class RecordReceipt:
-    """A record that was encrypted, stored and anchored."""
+    """A record that was encrypted, stored and anchored with its first key releases.
+
+    ``key_release`` is the transaction that released the patient's key: the anchoring one
+    itself when the registry takes the releases with the record.
+    """
 
     record_id: int
     cid: CID
@@ -93,18 +100,25 @@ class RecordReceipt:
     plaintext_size: int
     ciphertext_size: int
     anchor: TxResult
+    # The initial key releases travel in the anchoring transaction: the same result as anchor.
     key_release: TxResult
+    operation_id: str = ""
 
 
 @dataclass(frozen=True)
 class ErasureReceipt:
-    """What an erasure did: the on-chain receipt, the unpinned upload, the destroyed key."""
+    """What an erasure did: the on-chain receipt, the unpinned upload, the destroyed key.
+
+    ``receipt`` is None when the record was already erased on chain (an earlier erasure whose
+    shredding this one finished).
+    """
 
     record_id: int
-    receipt: TxResult
+    receipt: TxResult | None
     cid: CID
     unpinned: bool
     local_key_destroyed: bool
+    operation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,7 @@ class _Actor:
         self.mr = mr
         self.account = account
         self.keypair = keypair
-        self.signer = Signer(mr.w3, account)
+        self.signer = mr.signer(account)
         keys_dir = None if mr.keys_dir is None else mr.keys_dir / str(account.address)
         self.keyring = Keyring(keypair, keys_dir)
 
@@ -219,57 +233,69 @@ class _Actor:
         patient = Web3.to_checksum_address(patient)
         category = Category(category)
         patient_key = self._public_key_of(patient)  # before any work: the key must be releasable
+        own = self.keypair.public_bytes
+        author_release = (
+            release_to_author
+            and patient != self.address
+            and self.mr.consent.encryption_key_of(self.address) == own
+        )
+        journal = self.mr.journal
+        op_id = journal.begin(
+            "add-record",
+            self.mr.chain_id,
+            self.address,
+            {"patient": patient, "category": int(category), "supersedes": supersedes},
+        )
+        journal.update(op_id, step="upload")
         data_key = generate_data_key()
         context = RecordContext(self.mr.chain_id, self.mr.records.address, patient, int(category))
         pieces = encrypt_iter(_as_source(source), data_key, context)
         cid = self.mr.store.add(pieces)
         info = pieces.info
         assert info is not None  # the store consumed the whole iterator
-        digest, codec = cid.to_onchain()
-        try:
-            anchor = self.mr.records.add_record(
-                patient, digest, codec, info.content_hash, category, supersedes, signer=self.signer
-            )
-        except MedRecordError as exc:
-            self._unpin_quietly(cid)
-            raise AnchorFailed(
-                f"record not anchored ({exc}); the encrypted upload {cid} was unpinned and "
-                "nothing was written on chain",
-                exc,
-            ) from exc
-        record_id = int(anchor.event("RecordAdded")["recordId"])
-        record = self.mr.records.get_record(record_id)
-        # Cache first: if the release below fails, the key is not lost and can be re-released.
-        self.keyring.put(record_id, data_key, self._binding(record, self.keypair.public_bytes))
-        shares = [
-            KeyShare(
-                record_id,
-                patient,
-                wrap_key(data_key, patient_key, self._binding(record, patient_key)),
-            )
-        ]
-        if release_to_author and patient != self.address:
-            own = self.keypair.public_bytes
-            if self.mr.consent.encryption_key_of(self.address) == own:
-                wrapped = wrap_key(data_key, own, self._binding(record, own))
-                shares.append(KeyShare(record_id, self.address, wrapped))
-        release = (
-            self.mr.records.share_key(shares[0], signer=self.signer)
-            if len(shares) == 1
-            else self.mr.records.share_keys(shares, signer=self.signer)
-        )
-        return RecordReceipt(
-            record_id, cid, info.content_hash, info.plaintext_size, info.ciphertext_size, anchor,
-            release,
-        )  # fmt: skip
 
-    def _unpin_quietly(self, cid: CID) -> None:
+        def wrapped_for(public_key: bytes) -> str:
+            binding = KeyBinding(
+                self.mr.chain_id, self.mr.records.address, info.content_hash, public_key
+            )
+            return wrap_key(data_key, public_key, binding).hex()
+
+        releases = [[patient, wrapped_for(patient_key)]]
+        if author_release:
+            releases.append([self.address, wrapped_for(own)])
+        # Durable before anything is sent: the CID (so a failure can unpin it) and the data key
+        # wrapped for this actor (so a crash before the keyring write loses nothing).
+        journal.update(
+            op_id,
+            step="anchor",
+            cid=str(cid),
+            content_hash=info.content_hash.hex(),
+            plaintext_size=info.plaintext_size,
+            ciphertext_size=info.ciphertext_size,
+            own_wrapped=wrapped_for(own),
+            releases=releases,
+        )
+        self.keyring  # noqa: B018 - the keyring directory exists before the operation runs
+        return self._record_receipt(self._run(op_id))
+
+    def _run(self, op_id: str) -> JournalOperation:
+        """Runs an operation; a pending one says that nothing of it is lost."""
         try:
-            self.mr.store.unpin(cid)
-            if isinstance(self.mr.store, LocalStore):
-                self.mr.store.gc()
-        except StorageError:
-            pass  # the anchoring error is the one to report; a leftover unpinned block is inert
+            return run_operation(self, op_id)
+        except TransactionPending as exc:
+            raise TransactionPending(
+                f"{exc} Everything this operation needs (content, keys) is kept until it ends.",
+                transaction_hash=exc.transaction_hash,
+                operation_id=exc.operation_id,
+            ) from exc
+
+    def _record_receipt(self, op: JournalOperation) -> RecordReceipt:
+        s = op.state
+        anchor = result_of(self.mr.w3, s["anchor"]["hash"])
+        return RecordReceipt(
+            s["record_id"], CID.parse(s["cid"]), bytes.fromhex(s["content_hash"]),
+            s["plaintext_size"], s["ciphertext_size"], anchor, anchor, op.id,
+        )  # fmt: skip
 
     def read(
         self,
@@ -337,6 +363,27 @@ class _Actor:
 
     def token_balance(self) -> int:
         return self.mr.token.balance_of(self.address)
+
+    def transfer_tokens(self, to: str, amount: int) -> TxResult:
+        """Sends reward tokens, as a journalled operation: a send whose fate is unknown is
+        followed (never sent again) by ``MedRecord.resume``, so nothing is paid twice."""
+        to = Web3.to_checksum_address(to)
+        op_id = self.mr.journal.begin(
+            "transfer", self.mr.chain_id, self.address, {"to": to, "amount": str(amount)}
+        )
+        self.mr.journal.update(op_id, step="transaction")
+        op = self._run(op_id)
+        return result_of(self.mr.w3, op.state["result"]["hash"])
+
+    def resume(self) -> list[JournalOperation]:
+        """Finishes this account's interrupted operations (see :meth:`MedRecord.resume`)."""
+        return self.mr.resume(self)
+
+    # ------------------------------------------------------------ signed key releases (issue 15)
+
+    def relay_share(self, signed: SignedShareKey) -> TxResult:
+        """Submits a key release the patient signed (``Patient.sign_share``), paying its gas."""
+        return self.mr.records.share_key_by_sig(signed, signer=self.signer)
 
 
 class Patient(_Actor):
@@ -474,8 +521,15 @@ class Patient(_Actor):
         public_key = self._public_key_of(grantee)
         data_key = self._data_key(record)
         wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
-        share = KeyShare(record_id, grantee, wrapped)
-        return self.mr.records.share_key(share, signer=self.signer)
+        op_id = self.mr.journal.begin(
+            "share",
+            self.mr.chain_id,
+            self.address,
+            {"record_id": record_id, "grantee": grantee, "wrapped": wrapped.hex()},
+        )
+        self.mr.journal.update(op_id, step="transaction")
+        op = self._run(op_id)
+        return result_of(self.mr.w3, op.state["result"]["hash"])
 
     def retract(self, record_id: int) -> TxResult:
         return self.mr.records.retract_record(record_id, signer=self.signer)
@@ -483,25 +537,25 @@ class Patient(_Actor):
     def erase(self, record_id: int) -> ErasureReceipt:
         """Erasure (crypto-shredding): the on-chain receipt, then the local key, then the upload.
 
-        The chain keeps the pointer, marked erased, as the patient's receipt; the ciphertext is
-        unpinned (and, in a LocalStore, its blocks deleted) and the cached data key destroyed.
-        Keys already released to grantees, and copies they made, are beyond reach.
+        The chain keeps the pointer, marked erased, as the patient's receipt; once that
+        transaction is final at the confirmation depth, the cached data key is destroyed and
+        the ciphertext unpinned from every store that holds it (a LocalStore deletes the
+        blocks). Erasing a record already erased on chain finishes its shredding. Keys already
+        released to grantees, and copies they made, are beyond reach.
         """
         record = self.mr.records.get_record(record_id)
-        receipt = self.mr.records.erase_record(record_id, signer=self.signer)
-        destroyed = self.keyring.destroy(record_id)
         cid = CID.from_onchain(record.cid_digest, record.cid_codec)
-        try:
-            self.mr.store.unpin(cid)
-            if isinstance(self.mr.store, LocalStore):
-                self.mr.store.gc()
-        except StorageError as exc:
-            raise type(exc)(
-                f"record {format_record_id(record_id)} was erased on chain "
-                f"({receipt.transaction_hash}) and its local key destroyed, but unpinning {cid} "
-                f"failed: {exc}; retry store.unpin"
-            ) from exc
-        return ErasureReceipt(record_id, receipt, cid, True, destroyed)
+        op_id = self.mr.journal.begin(
+            "erase", self.mr.chain_id, self.address, {"record_id": record_id, "cid": str(cid)}
+        )
+        self.mr.journal.update(op_id, step="transaction")
+        op = self._run(op_id)
+        erasure = op.state.get("erasure")
+        receipt = None if erasure is None else result_of(self.mr.w3, erasure["hash"])
+        return ErasureReceipt(
+            record_id, receipt, cid, bool(op.state.get("unpinned")),
+            bool(op.state.get("key_destroyed")), op.id,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ studies
 
@@ -510,6 +564,36 @@ class Patient(_Actor):
 
     def claim(self, study_id: int, *, patient: str | None = None) -> TxResult:
         return self.mr.escrow.claim(study_id, patient=patient, signer=self.signer)
+
+    # ------------------------------------------------------------ cancelling signatures (issue 15)
+
+    def cancel_grant_signatures(self, grantee: str) -> TxResult:
+        """Voids every consent signature for ``grantee`` nobody relayed yet (a signed grant or
+        revoke), and the key releases signed toward it: a revoke, accepted on a pair that holds
+        nothing. A live consent to ``grantee`` is revoked too (grant it again if wanted)."""
+        return self.mr.consent.revoke(grantee, signer=self.signer)
+
+    def cancel_record_signatures(self) -> TxResult:
+        """Voids every record signature (a signed record or key release) nobody relayed yet."""
+        return self.mr.records.cancel_record_signatures(signer=self.signer)
+
+    def sign_share(self, record_id: int, grantee: str, *, valid_for: int = 3600) -> SignedShareKey:
+        """Signs a key release off-chain (no ETH needed); anyone relays it with
+        ``relay_share``. Checked as :meth:`share` is before signing; the signature dies with a
+        revoke of ``grantee``, the next record signature, or :meth:`cancel_record_signatures`."""
+        grantee = Web3.to_checksum_address(grantee)
+        record = self.mr.records.get_record(record_id)
+        if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
+            raise RecordUnavailable(
+                f"record {format_record_id(record_id)} is {record.status.name.lower()}"
+            )
+        self._require_consent(record.patient, grantee, record.category, None, Action.READ)
+        public_key = self._public_key_of(grantee)
+        data_key = self._data_key(record)
+        wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
+        return self.mr.records.sign_share_key(
+            self.account, record_id, grantee, wrapped, self.mr.now() + valid_for
+        )
 
 
 class Provider(_Actor):
@@ -583,19 +667,38 @@ class Researcher(_Actor):
         return int(result.event("StudyCreated")["studyId"])
 
     def fund(self, study_id: int, amount: int, *, valid_for: int = 3600) -> TxResult:
-        """Funds a study with a permit signed here and used in the same transaction."""
-        permit = self.mr.token.sign_permit(
-            self.account, self.mr.escrow.address, amount, self.mr.now() + valid_for
+        """Funds a study with a permit signed here and used in the same transaction.
+
+        A journalled operation: if its fate is unknown, resuming follows the transaction
+        that carries the permit; it never signs a second one.
+        """
+        op_id = self.mr.journal.begin(
+            "fund",
+            self.mr.chain_id,
+            self.address,
+            {"study_id": study_id, "amount": str(amount), "deadline": self.mr.now() + valid_for},
         )
-        return self.mr.escrow.fund_with_permit(study_id, permit, signer=self.signer)
+        self.mr.journal.update(op_id, step="transaction")
+        op = self._run(op_id)
+        return result_of(self.mr.w3, op.state["result"]["hash"])
 
     def pay(self, study_id: int, patients: Sequence[str]) -> list[TxResult]:
-        """Pays enrolled patients in as many batches as the escrow's bound requires."""
-        size = self.mr.escrow.max_batch()
-        return [
-            self.mr.escrow.pay(study_id, list(patients[i : i + size]), signer=self.signer)
-            for i in range(0, len(patients), size)
-        ]
+        """Pays enrolled patients in as many batches as the escrow's bound requires.
+
+        One operation, a step per batch: an interrupted payout resumes at the first batch
+        whose transaction is not final, and no batch is ever sent twice.
+        """
+        if not patients:
+            return []
+        chunks = batches(
+            [Web3.to_checksum_address(p) for p in patients], self.mr.escrow.max_batch()
+        )
+        op_id = self.mr.journal.begin(
+            "pay", self.mr.chain_id, self.address, {"study_id": study_id, "batches": chunks}
+        )
+        self.mr.journal.update(op_id, step="batch-0")
+        op = self._run(op_id)
+        return [result_of(self.mr.w3, op.state[f"result-{i}"]["hash"]) for i in range(len(chunks))]
 
     def reject(self, study_id: int, patient: str, reason: int) -> TxResult:
         return self.mr.escrow.reject(study_id, patient, reason, signer=self.signer)

@@ -31,14 +31,21 @@ from ..chain import (
     deploy_contracts,
 )
 from ..chain._abi import event_topic, topic_for
+from ..chain._journal import Journal, JournalOperation, OperationStatus, TxStatus
 from ..config import Settings
 from ..crypto import KeyPair
-from ..errors import ConfigurationError
+from ..errors import (
+    ConfigurationError,
+    MedRecordError,
+    OperationError,
+    OperationNotFound,
+    TransactionPending,
+)
 from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
 from ._audit import AuditEntry, audit_entry
 
 if TYPE_CHECKING:
-    from ._actors import Patient, Provider, Researcher
+    from ._actors import Patient, Provider, Researcher, _Actor
 
 __all__ = ["MedRecord"]
 
@@ -54,12 +61,20 @@ class MedRecord:
         *,
         keys_dir: Path | None = None,
         accounts: list[LocalAccount] | None = None,
+        journal: Journal | None = None,
+        confirmations: int = 0,
+        tx_timeout: float = 120.0,
         _owned: list[object] | None = None,
     ) -> None:
         self.w3 = w3
         self.manifest = manifest
         self.store = store
         self.keys_dir = keys_dir
+        self.journal = journal if journal is not None else Journal(None)
+        """Where every transaction and operation is written before it is sent."""
+        self.confirmations = confirmations
+        """Blocks on top of a transaction before its outcome is final (destruction waits)."""
+        self.tx_timeout = tx_timeout
         self.accounts = accounts or []
         self._owned = _owned or []
         if manifest.chain_id != int(w3.eth.chain_id):
@@ -92,12 +107,15 @@ class MedRecord:
             Signer(chain.w3, chain.accounts[0]), network="embedded", token_cap=token_cap
         )
         store = LocalStore(store_dir / "store")
+        journal = Journal(store_dir / "journal.sqlite3")
+        owned.insert(0, _Closing(journal))
         return cls(
             chain.w3,
             manifest,
             store,
             keys_dir=store_dir / "keys",
             accounts=chain.accounts,
+            journal=journal,
             _owned=owned,
         )
 
@@ -143,11 +161,16 @@ class MedRecord:
                 if settings.manifest
                 else DeploymentManifest.for_chain(int(w3.eth.chain_id), settings.deployments_dir)
             )
+        journal = Journal(settings.journal_path())
+        owned.insert(0, _Closing(journal))
         return cls(
             w3,
             manifest,
             store or store_from_settings(settings),
             keys_dir=settings.keys_dir,
+            journal=journal,
+            confirmations=settings.confirmations_for(manifest.chain_id),
+            tx_timeout=settings.tx_timeout,
             _owned=owned,
         )
 
@@ -169,7 +192,81 @@ class MedRecord:
         return Researcher(self, account, keypair or KeyPair.generate())
 
     def signer(self, account: LocalAccount) -> Signer:
-        return Signer(self.w3, account)
+        """A Signer for ``account`` that journals into this MedRecord's journal."""
+        return Signer(
+            self.w3,
+            account,
+            journal=self.journal,
+            confirmations=self.confirmations,
+            timeout=self.tx_timeout,
+        )
+
+    # ------------------------------------------------------------ operations
+
+    def operations(self, status: str | None = None) -> list[JournalOperation]:
+        """The journalled operations on this chain, oldest first (``status``: pending, done,
+        failed, abandoned)."""
+        return self.journal.operations(status=status, chain_id=self.chain_id)
+
+    def operation(self, op_id: str) -> JournalOperation:
+        """One operation by id or unique id prefix."""
+        try:
+            return self.journal.operation(op_id)
+        except KeyError:
+            raise OperationNotFound(
+                f"no operation {op_id!r} in the journal {self.journal.path or '(in memory)'}; "
+                "`medrecord ops list` shows them"
+            ) from None
+
+    def resume(self, *actors: _Actor) -> list[JournalOperation]:
+        """Finishes the interrupted operations of ``actors`` on this chain; idempotent.
+
+        Each pending operation of one of these accounts runs from its current step to its
+        end (see ``client/_operations.py``). Operations still pending afterwards (their
+        transaction has no final outcome yet) stay in the journal for a later resume; one
+        that fails is marked failed with its error. Operations of other accounts are left
+        alone: they need their own keys. Returns the operations it ran, as they now are.
+        """
+        from ._operations import run_operation
+
+        by_address = {actor.address: actor for actor in actors}
+        ran: list[JournalOperation] = []
+        for op in self.operations(OperationStatus.PENDING):
+            actor = by_address.get(Web3.to_checksum_address(op.actor))
+            if actor is None:
+                continue
+            try:
+                run_operation(actor, op.id)
+            except TransactionPending:
+                pass  # still unknown: kept for the next resume
+            except MedRecordError:
+                pass  # marked failed, with its error, by run_operation
+            ran.append(self.journal.operation(op.id))
+        return ran
+
+    def abandon(self, op_id: str, *, force: bool = False) -> JournalOperation:
+        """Stops resuming an operation. Nothing is destroyed: content and keys stay.
+
+        Refused while one of its transactions may still be mined (broadcast, no final
+        outcome) unless ``force``: that transaction can still land after it is abandoned.
+        """
+        op = self.operation(op_id)
+        if op.finished:
+            raise OperationError(f"operation {op.id} is already {op.status}")
+        live = [
+            t.hash
+            for t in op.transactions
+            if t.status in (TxStatus.SIGNED, TxStatus.SENT)
+            or (t.status in (TxStatus.MINED, TxStatus.REVERTED) and not t.final)
+        ]
+        if live and not force:
+            raise OperationError(
+                f"operation {op.id} has transaction {live[-1]} that may still be mined; "
+                "resume it instead, or abandon with force (it can still land afterwards)"
+            )
+        return self.journal.update(
+            op.id, status=OperationStatus.ABANDONED, error="abandoned by the user"
+        )
 
     # ------------------------------------------------------------ time and audit
 
@@ -261,6 +358,16 @@ def store_from_settings(settings: Settings) -> Store:
         settings.pinning_token.get_secret_value(),
         content_store=kubo,
     )
+
+
+class _Closing:
+    """Something this MedRecord opened and closes with it."""
+
+    def __init__(self, thing: Journal) -> None:
+        self._thing = thing
+
+    def cleanup(self) -> None:
+        self._thing.close()
 
 
 class _ApeConnection:

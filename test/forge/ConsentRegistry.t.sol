@@ -30,7 +30,17 @@ contract ConsentRegistryFuzzTest is Test {
         returns (bytes32)
     {
         bytes32 structHash = keccak256(
-            abi.encode(reg.GRANT_TYPEHASH(), p, g, uint64(1), uint32(1), uint8(1), uint40(block.timestamp + 1 days), nonce, deadline)
+            abi.encode(
+                reg.GRANT_TYPEHASH(),
+                p,
+                g,
+                uint64(1),
+                uint32(1),
+                uint8(1),
+                uint40(block.timestamp + 1 days),
+                nonce,
+                deadline
+            )
         );
         return keccak256(abi.encodePacked("\x19\x01", reg.DOMAIN_SEPARATOR(), structHash));
     }
@@ -48,7 +58,9 @@ contract ConsentRegistryFuzzTest is Test {
     function testFuzz_grantForByStrangerReverts(address stranger, uint64 categories, uint32 purposes) public {
         vm.assume(stranger != patient);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IConsentRegistry.ConsentRegistryUnauthorized.selector, stranger, patient));
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentRegistry.ConsentRegistryUnauthorized.selector, stranger, patient)
+        );
         registry.grantFor(patient, GRANTEE, categories | 1, purposes | 1, 1, uint40(block.timestamp + 1));
     }
 
@@ -57,7 +69,9 @@ contract ConsentRegistryFuzzTest is Test {
         vm.prank(patient);
         registry.grant(GRANTEE, 1, 1, 1, uint40(block.timestamp + 1 days));
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IConsentRegistry.ConsentRegistryUnauthorized.selector, stranger, patient));
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentRegistry.ConsentRegistryUnauthorized.selector, stranger, patient)
+        );
         registry.revokeFor(patient, GRANTEE);
         assertTrue(registry.isPermitted(patient, GRANTEE, 0, 0, 1));
     }
@@ -69,7 +83,9 @@ contract ConsentRegistryFuzzTest is Test {
         registry.removeGuardian(guardian);
         vm.stopPrank();
         vm.prank(guardian);
-        vm.expectRevert(abi.encodeWithSelector(IConsentRegistry.ConsentRegistryUnauthorized.selector, guardian, patient));
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentRegistry.ConsentRegistryUnauthorized.selector, guardian, patient)
+        );
         registry.grantFor(patient, GRANTEE, 1, 1, 1, uint40(block.timestamp + 1));
     }
 
@@ -88,8 +104,7 @@ contract ConsentRegistryFuzzTest is Test {
         uint8 actions,
         uint16 elapsed
     ) public {
-        address[5] memory pool =
-            [vm.addr(0x1001), vm.addr(0x1002), vm.addr(0x1003), GRANTEE, vm.addr(0x1004)];
+        address[5] memory pool = [vm.addr(0x1001), vm.addr(0x1002), vm.addr(0x1003), GRANTEE, vm.addr(0x1004)];
         for (uint256 k; k < 3; ++k) {
             vm.prank(pool[k]);
             registry.grant(

@@ -21,9 +21,18 @@ contract RecordRegistryFuzzTest is Test {
         consent = records; // one deployment answers both interfaces
     }
 
+    /// The patient's initial release, which every record must carry.
+    function _toPatient(address patient) internal pure returns (IRecordRegistry.KeyRelease[] memory releases) {
+        releases = new IRecordRegistry.KeyRelease[](1);
+        releases[0] = IRecordRegistry.KeyRelease(patient, hex"01");
+    }
+
     function _add(address sender, address patient, uint8 category, uint256 supersedes) internal returns (uint256) {
         vm.prank(sender);
-        return records.addRecord(patient, keccak256("cid"), 0x55, keccak256("cid"), category, supersedes);
+        return
+            records.addRecord(
+                patient, keccak256("cid"), 0x55, keccak256("cid"), category, supersedes, _toPatient(patient)
+            );
     }
 
     /// A stranger can neither add a record for a patient nor supersede, retract or erase one.
@@ -36,7 +45,7 @@ contract RecordRegistryFuzzTest is Test {
                 IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, PATIENT, category
             )
         );
-        records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), category, 0);
+        records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), category, 0, _toPatient(PATIENT));
 
         uint256 id = _add(PATIENT, PATIENT, category, 0);
         vm.startPrank(stranger);
@@ -55,7 +64,7 @@ contract RecordRegistryFuzzTest is Test {
         uint256 id = _add(PATIENT, PATIENT, category, 0);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryPatientMismatch.selector, id, other));
-        records.addRecord(other, keccak256("cid2"), 0x55, keccak256("cid2"), category, id);
+        records.addRecord(other, keccak256("cid2"), 0x55, keccak256("cid2"), category, id, _toPatient(other));
         uint256 next = _add(PATIENT, PATIENT, category, id);
         assertEq(records.getRecord(next).patient, PATIENT);
         assertEq(records.getRecord(id).patient, PATIENT);
@@ -72,7 +81,7 @@ contract RecordRegistryFuzzTest is Test {
         vm.expectRevert(
             abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, provider, PATIENT, 4)
         );
-        records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), 4, 0);
+        records.addRecord(PATIENT, keccak256("cid"), 0x55, keccak256("cid"), 4, 0, _toPatient(PATIENT));
     }
 
     /// Keys go only to the patient or a grantee the patient permits to READ the category, under
@@ -119,7 +128,7 @@ contract RecordRegistryInvariantTest is Test {
         handler = new RecordHandler(consent, records);
         targetContract(address(handler));
         // The actions only: the handler's getters are no actions.
-        bytes4[] memory selectors = new bytes4[](10);
+        bytes4[] memory selectors = new bytes4[](13);
         selectors[0] = RecordHandler.grant.selector;
         selectors[1] = RecordHandler.revoke.selector;
         selectors[2] = RecordHandler.appointGuardian.selector;
@@ -130,6 +139,9 @@ contract RecordRegistryInvariantTest is Test {
         selectors[7] = RecordHandler.retract.selector;
         selectors[8] = RecordHandler.erase.selector;
         selectors[9] = RecordHandler.shareKey.selector;
+        selectors[10] = RecordHandler.signShare.selector;
+        selectors[11] = RecordHandler.relayShare.selector;
+        selectors[12] = RecordHandler.cancelRecordSignatures.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -149,6 +161,14 @@ contract RecordRegistryInvariantTest is Test {
         handler.retract(3, 1); // a stranger: refused
         handler.retract(0, 1); // the second record
         handler.erase(2, 1); // guardian erases the second record
+        // A signed release toward actor 1, then a revoke of that pair: the relay is refused.
+        handler.signShare(2, 1);
+        handler.revoke(0, 1);
+        handler.relayShare(0);
+        // One signed and cancelled before anyone relays it: refused too.
+        handler.signShare(2, 1);
+        handler.cancelRecordSignatures(0);
+        handler.relayShare(1);
         assertEq(handler.ghostRecordCount(), 4);
         assertEq(uint8(records.getRecord(handler.ghostIds(0)).status), uint8(IRecordRegistry.RecordStatus.Amended));
         assertEq(uint8(records.getRecord(handler.ghostIds(1)).status), uint8(IRecordRegistry.RecordStatus.Erased));
@@ -157,6 +177,7 @@ contract RecordRegistryInvariantTest is Test {
         invariant_listsHoldOwnRecords();
         invariant_onlyAuthorisedActs();
         invariant_noReplayNoncesNeverDecrease();
+        invariant_everyRecordHasItsPatientsKey();
     }
 
     /// Records never change patient; statuses follow the model; each patient's ids are
@@ -200,5 +221,12 @@ contract RecordRegistryInvariantTest is Test {
     function invariant_noReplayNoncesNeverDecrease() public view {
         assertEq(handler.replaySuccesses(), 0, "replay");
         assertEq(handler.nonceDecreases(), 0, "nonce");
+    }
+
+    /// Issue 14.3 / 15.3: no record without its patient's release; no signed release outlives a
+    /// change of its consent pair or the patient's nonce (revoke, cancelRecordSignatures).
+    function invariant_everyRecordHasItsPatientsKey() public view {
+        assertEq(handler.recordsWithoutPatientKey(), 0, "record without its patient's key");
+        assertEq(handler.staleReleaseSuccesses(), 0, "stale signed release relayed");
     }
 }

@@ -67,6 +67,7 @@ def test_no_admin_functions(consent):
         "appointGuardian",
         "removeGuardian",
         "setEncryptionKey",
+        "setEncryptionKeyWithFormats",
     }
 
 
@@ -82,6 +83,7 @@ def test_events_index_patient_and_grantee(consent):
         "GuardianAppointed": ["patient", "guardian"],
         "GuardianRemoved": ["patient", "guardian"],
         "EncryptionKeySet": ["account"],
+        "EncryptionKeyPublished": ["account"],
         # ERC-5267's event, from OpenZeppelin's EIP712; never emitted (the domain is immutable).
         "EIP712DomainChanged": [],
     }
@@ -427,16 +429,39 @@ def test_revoke_clears_rights_and_keeps_nonce_going(consent, patient, provider, 
     ]
 
 
-def test_revoke_without_consent_reverts(consent, patient, provider):
-    with ape.reverts(consent.ConsentRegistryNoConsent, patient=patient, grantee=provider):
-        consent.revoke(provider, sender=patient)
+def test_revoke_without_consent_moves_the_nonce(consent, patient, provider):
+    # Issue 15, finding 2: a pair that holds nothing is revoked all the same (before the fix:
+    # ConsentRegistryNoConsent), so its nonce moves and pending signatures for it die.
+    receipt = consent.revoke(provider, sender=patient)
+    assert receipt.events == [consent.ConsentRevoked(patient, provider, patient, 1)]
+    assert as_tuple(consent.consentOf(patient, provider)) == (0, 0, 0, 0, 1)
 
 
-def test_revoke_twice_reverts(consent, patient, provider, granted):
+def test_revoke_twice_moves_the_nonce_twice(consent, patient, provider, granted):
     consent.revoke(provider, sender=patient)
-    with ape.reverts(consent.ConsentRegistryNoConsent, patient=patient, grantee=provider):
-        consent.revoke(provider, sender=patient)
-    assert consent.nonceOf(patient, provider) == 2
+    receipt = consent.revoke(provider, sender=patient)
+    assert receipt.events == [consent.ConsentRevoked(patient, provider, patient, 3)]
+    assert consent.nonceOf(patient, provider) == 3
+
+
+@pytest.mark.parametrize("grantee_is", ["zero", "self"])
+def test_revoke_of_an_invalid_grantee_reverts(consent, patient, grantee_is):
+    grantee = ZERO if grantee_is == "zero" else patient.address
+    with ape.reverts(consent.ConsentRegistryInvalidGrantee, grantee=grantee):
+        consent.revoke(grantee, sender=patient)
+
+
+def test_pending_signed_grant_is_cancelled_by_a_revoke(
+    consent, consent_signer, grant_args, patient, provider, relayer
+):
+    # Issue 15, finding 2: the patient signed a grant, changed their mind, and revokes the empty
+    # pair before any relayer lands the signature. Before the fix the revoke reverted and the
+    # relayer could still land the grant until its deadline.
+    signature = consent_signer.grant(consent, *grant_args)
+    consent.revoke(provider, sender=patient)
+    with ape.reverts(consent.ConsentRegistryInvalidSignature, patient=patient):
+        consent.grantBySig(*grant_args, signature, sender=relayer)
+    assert not consent.isPermittedAnyPurpose(patient, provider, LABS, READ)
 
 
 def test_revoke_is_per_pair(consent, patient, provider, researcher, granted):
@@ -447,10 +472,12 @@ def test_revoke_is_per_pair(consent, patient, provider, researcher, granted):
 
 
 def test_grantee_cannot_revoke_patient_consent(consent, patient, provider, granted):
-    """`revoke` acts on the caller's own consents: the grantee revoking finds nothing of its own."""
-    with ape.reverts(consent.ConsentRegistryNoConsent, patient=provider, grantee=patient):
-        consent.revoke(patient, sender=provider)
+    """`revoke` acts on the caller's own consents: the grantee revoking touches only its own
+    (empty) pair toward the patient, never the patient's consent to it."""
+    receipt = consent.revoke(patient, sender=provider)
+    assert receipt.events == [consent.ConsentRevoked(provider, patient, provider, 1)]
     assert consent.nonceOf(patient, provider) == 1
+    assert consent.isPermittedAnyPurpose(patient, provider, LABS, READ)
 
 
 # ------------------------------------------------------------------ guardians
@@ -537,8 +564,8 @@ def test_guardian_rules_are_checked_in_grant_for(consent, patient, appointed, ch
     """A guardian goes through the same validation as the patient."""
     with ape.reverts(consent.ConsentRegistryInvalidGrantee, grantee=patient):
         consent.grantFor(patient, patient, LABS, TREAT, READ, now(chain) + DAY, sender=appointed)
-    with ape.reverts(consent.ConsentRegistryNoConsent, patient=patient, grantee=appointed):
-        consent.revokeFor(patient, appointed, sender=appointed)
+    with ape.reverts(consent.ConsentRegistryInvalidGrantee, grantee=patient):
+        consent.revokeFor(patient, patient, sender=appointed)
 
 
 @pytest.mark.parametrize("guardian_is", ["zero", "self"])
@@ -571,6 +598,29 @@ def test_set_encryption_key(consent, patient, provider):
     receipt = consent.setEncryptionKey(newer, sender=patient)
     assert receipt.events == [consent.EncryptionKeySet(patient, newer)]
     assert consent.encryptionKeyOf(patient) == newer
+
+
+def test_encryption_key_formats(consent, patient, provider, researcher):
+    # Issue 17, point 5: the key says which release formats its wallet opens.
+    hpke, metamask, both = 1, 2, 3
+    assert consent.encryptionKeyFormatsOf(patient) == 0  # no key published
+    consent.setEncryptionKey(b"\x11" * 32, sender=patient)
+    assert consent.encryptionKeyFormatsOf(patient) == hpke  # the one-argument call reads as HPKE
+    receipt = consent.setEncryptionKeyWithFormats(b"\x22" * 32, metamask, sender=provider)
+    assert receipt.events == [consent.EncryptionKeyPublished(provider, b"\x22" * 32, metamask)]
+    assert consent.encryptionKeyOf(provider) == b"\x22" * 32
+    assert consent.encryptionKeyFormatsOf(provider) == metamask
+    # A new key by the one-argument call is an HPKE key again; the formats belong to a key.
+    consent.setEncryptionKey(b"\x33" * 32, sender=provider)
+    assert consent.encryptionKeyFormatsOf(provider) == hpke
+    consent.setEncryptionKeyWithFormats(b"\x44" * 32, both, sender=researcher)
+    assert consent.encryptionKeyFormatsOf(researcher) == both
+    for formats in (0, 4, 255):
+        with ape.reverts(consent.ConsentRegistryInvalidKeyFormats, formats=formats):
+            consent.setEncryptionKeyWithFormats(b"\x55" * 32, formats, sender=researcher)
+    with ape.reverts(consent.ConsentRegistryZeroEncryptionKey):
+        consent.setEncryptionKeyWithFormats(bytes(32), metamask, sender=researcher)
+    assert consent.encryptionKeyFormatsOf(researcher) == both
 
 
 def test_zero_encryption_key_reverts(consent, patient):

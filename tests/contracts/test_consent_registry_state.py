@@ -102,6 +102,12 @@ class Model:
     nonces: dict[tuple[str, str], int] = field(default_factory=dict)
     guardians: set[tuple[str, str]] = field(default_factory=set)
     keys: dict[str, bytes] = field(default_factory=dict)
+    # Release formats published with a key (issue 17.5), per (account, key); absent = HPKE.
+    key_formats: dict[tuple[str, bytes], int] = field(default_factory=dict)
+
+    def formats_of(self, account: str) -> int:
+        key = self.keys.get(account)
+        return 0 if key is None else self.key_formats.get((account, key), 1)
 
     def consent(self, patient: str, grantee: str) -> tuple[int, int, int, int, int]:
         return (
@@ -177,9 +183,10 @@ class Model:
 
     def revoke(self, patient, grantee, actor):
         pair = (patient, grantee)
-        if self.consents.get(pair, EMPTY)[2] == 0:
-            return Outcome("ConsentRegistryNoConsent", {"patient": patient, "grantee": grantee})
-        nonce = self.nonces[pair] + 1
+        if grantee in (ZERO, patient):
+            return Outcome("ConsentRegistryInvalidGrantee", {"grantee": grantee})
+        # A pair holding nothing is revoked too: the nonce moves (cancels pending signatures).
+        nonce = self.nonces.get(pair, 0) + 1
         self.consents[pair], self.nonces[pair] = EMPTY, nonce
         return Outcome(event=("ConsentRevoked", (patient, grantee, actor, nonce)))
 
@@ -216,6 +223,15 @@ class Model:
             return Outcome("ConsentRegistryZeroEncryptionKey")
         self.keys[account] = key
         return Outcome(event=("EncryptionKeySet", (account, key)))
+
+    def set_key_with_formats(self, account, key, formats):
+        if key == bytes(32):
+            return Outcome("ConsentRegistryZeroEncryptionKey")
+        if formats == 0 or formats & ~3:
+            return Outcome("ConsentRegistryInvalidKeyFormats", {"formats": formats})
+        self.keys[account] = key
+        self.key_formats[(account, key)] = formats
+        return Outcome(event=("EncryptionKeyPublished", (account, key, formats)))
 
 
 @dataclass
@@ -473,6 +489,14 @@ class ConsentMachine(RuleBasedStateMachine):
         outcome = self.model.set_key(str(account.address), key)
         self._send("setEncryptionKey", (key,), account, outcome)
 
+    @rule(account=st.integers(0, 3), key=key_st, formats=st.integers(0, 5))
+    def set_encryption_key_with_formats(self, account, key, formats):
+        account = self.actors[account]
+        outcome = self.model.set_key_with_formats(str(account.address), key, formats)
+        self._send("setEncryptionKeyWithFormats", (key, formats), account, outcome)
+        address = str(account.address)
+        assert self.registry.encryptionKeyFormatsOf(address) == self.model.formats_of(address)
+
     # ------------------------------------------------------------------ clock and queries
 
     @rule(seconds=clock_st)
@@ -602,6 +626,9 @@ class ConsentMachine(RuleBasedStateMachine):
                 rebuilt.guardians.add((log.patient, log.guardian))
             elif name == "GuardianRemoved":
                 rebuilt.guardians.remove((log.patient, log.guardian))
+            elif name == "EncryptionKeyPublished":
+                rebuilt.keys[log.account] = bytes(log.key)
+                rebuilt.key_formats[(log.account, bytes(log.key))] = log.formats
             else:
                 rebuilt.keys[log.account] = bytes(log.key)
         return rebuilt
@@ -622,6 +649,7 @@ class ConsentMachine(RuleBasedStateMachine):
             assert self.registry.isGuardian(patient, guardian) == expected
         for account in rebuilt.keys:
             assert self.registry.encryptionKeyOf(account) == rebuilt.keys[account]
+            assert self.registry.encryptionKeyFormatsOf(account) == rebuilt.formats_of(account)
 
 
 EVENTS = (
@@ -630,6 +658,7 @@ EVENTS = (
     "GuardianAppointed",
     "GuardianRemoved",
     "EncryptionKeySet",
+    "EncryptionKeyPublished",
 )
 
 
@@ -706,11 +735,16 @@ def test_concrete_story(machine):
     m.set_encryption_key(account=1, key=b"\x01" * 32)
     m.appoint_guardian(patient=1, guardian=4)  # the zero address
     m.appoint_guardian(patient=1, guardian=3)  # the patient
-    m.revoke(patient=1, grantee=1)  # nothing to revoke
+    m.revoke(patient=1, grantee=1)  # nothing stored: revoked all the same, the nonce moves
     m.pair_matches_model()
-    assert m.changes == 8
+    # Key formats: refused when empty or unknown, published with the key otherwise.
+    m.set_encryption_key_with_formats(account=2, key=b"\x01" * 32, formats=0)
+    m.set_encryption_key_with_formats(account=2, key=b"\x01" * 32, formats=4)
+    m.set_encryption_key_with_formats(account=2, key=b"\xee" * 32, formats=2)
+    assert m.registry.encryptionKeyFormatsOf(researcher) == 2
+    assert m.changes == 10
     assert m.model.guardians == set()
-    assert m.model.keys == {provider: b"\x01" * 32}
-    assert (provider, researcher) not in m.model.consents
+    assert m.model.keys == {provider: b"\x01" * 32, researcher: b"\xee" * 32}
+    assert m.model.consents.get((provider, researcher), EMPTY) == EMPTY
     assert guardian not in {p for p, _ in m.model.consents}
     m.teardown()

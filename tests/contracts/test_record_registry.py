@@ -78,8 +78,9 @@ def add(registry, patient):
         digest = h(f"cid {label}")
         content = digest if codec == RAW else h(f"content {label}")
         receipt = registry.addRecord(
-            who, digest, codec, content, category, supersedes, sender=sender or who
-        )
+            who, digest, codec, content, category, supersedes, [(who, WRAPPED)],
+            sender=sender or who,
+        )  # fmt: skip
         return receipt.decode_logs(registry.RecordAdded)[0].recordId
 
     return _add
@@ -96,14 +97,18 @@ def sign(keys, registry):
     """Signs an EIP-712 message of the RecordRegistry with a test account's key."""
 
     def _sign(signer, primary: str, message: dict) -> bytes:
+        # The deployment's one domain, as ERC-5267 reports it (written out: the test must not
+        # trust the SDK's copy).
         domain = {
-            "name": "MedRecord RecordRegistry",
+            "name": "MedRecord ConsentRegistry",
             "version": "1",
             "chainId": ape.chain.chain_id,
             "verifyingContract": str(registry.address),
         }
         fields = ADD_RECORD_FIELDS if primary == "AddRecord" else SHARE_KEY_FIELDS
         types = {primary: [{"name": n, "type": t} for n, t in fields]}
+        if primary == "AddRecord":
+            types["KeyRelease"] = [{"name": n, "type": t} for n, t in KEY_RELEASE_FIELDS]
         return keys(signer).sign_typed_data(domain, types, message).signature
 
     return _sign
@@ -116,13 +121,16 @@ ADD_RECORD_FIELDS = [
     ("contentHash", "bytes32"),
     ("category", "uint8"),
     ("supersedes", "uint256"),
+    ("releases", "KeyRelease[]"),
     ("nonce", "uint256"),
     ("deadline", "uint256"),
 ]
+KEY_RELEASE_FIELDS = [("grantee", "address"), ("wrappedKey", "bytes"), ("consentNonce", "uint64")]
 SHARE_KEY_FIELDS = [
     ("recordId", "uint256"),
     ("grantee", "address"),
     ("wrappedKey", "bytes"),
+    ("consentNonce", "uint64"),
     ("nonce", "uint256"),
     ("deadline", "uint256"),
 ]
@@ -136,21 +144,37 @@ def test_deployment(registry):
     assert registry.recordCount(ape.accounts.test_accounts[1]) == 0
 
 
-def test_records_and_consents_sign_under_separate_domains(registry):
-    # The inherited ConsentRegistry domain (ERC-5267 reports it) and the records' own domain: a
-    # signature made for one can never be replayed as the other.
+def test_one_eip712_domain_reported_by_erc5267(registry):
+    # Issue 15, finding 5: every signature the deployment verifies is under the domain that
+    # ERC-5267 reports (fields 0x0f: name, version, chain id, verifying contract); no second,
+    # hand-built records domain. Before the fix a recordDomainSeparator() existed and differed.
     domain_type = keccak(
         text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     )
+    fields, name, version, chain_id, contract, _salt, _extensions = registry.eip712Domain()
+    assert (fields, name, version) == (b"\x0f", "MedRecord ConsentRegistry", "1")
+    assert (chain_id, contract) == (ape.chain.chain_id, registry.address)
+    parts = [domain_type, keccak(text=name), keccak(text=version), chain_id]
+    assert registry.DOMAIN_SEPARATOR() == keccak(encode(
+        ["bytes32", "bytes32", "bytes32", "uint256", "address"], [*parts, str(contract)]
+    ))  # fmt: skip
+    assert not any(a.name == "recordDomainSeparator" for a in registry.contract_type.abi
+                   if a.type == "function")  # fmt: skip
 
-    def separator(name: str) -> bytes:
-        fields = [domain_type, keccak(text=name), keccak(text="1"), ape.chain.chain_id]
-        return keccak(encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                             [*fields, str(registry.address)]))  # fmt: skip
 
-    assert registry.recordDomainSeparator() == separator("MedRecord RecordRegistry")
-    assert registry.DOMAIN_SEPARATOR() == separator("MedRecord ConsentRegistry")
-    assert registry.eip712Domain()[1] == "MedRecord ConsentRegistry"
+def test_signed_add_under_the_erc5267_domain_is_accepted(registry, keys, patient, relayer):
+    # A wallet that asks the contract for its domain (viem's getEip712Domain) and signs an
+    # AddRecord under it: refused before the fix (RecordRegistryInvalidSignature).
+    _, name, version, chain_id, contract, _, _ = registry.eip712Domain()
+    domain = {"name": name, "version": version, "chainId": chain_id, "verifyingContract": contract}
+    message = _add_message(registry, patient)
+    types = {
+        "AddRecord": [{"name": n, "type": t} for n, t in ADD_RECORD_FIELDS],
+        "KeyRelease": [{"name": n, "type": t} for n, t in KEY_RELEASE_FIELDS],
+    }
+    signature = keys(patient).sign_typed_data(domain, types, message).signature
+    registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+    assert registry.getRecord(rid(patient, 0)).author == patient
 
 
 # ---------------------------------------------------------------------------- addRecord
@@ -158,7 +182,9 @@ def test_records_and_consents_sign_under_separate_domains(registry):
 
 def test_patient_adds_a_record(registry, patient):
     digest = h("cid a")
-    receipt = registry.addRecord(patient, digest, RAW, digest, LABORATORY, 0, sender=patient)
+    receipt = registry.addRecord(
+        patient, digest, RAW, digest, LABORATORY, 0, [(patient, WRAPPED)], sender=patient
+    )
     assert receipt.events == [
         registry.RecordAdded(
             recordId=rid(patient, 0),
@@ -169,7 +195,14 @@ def test_patient_adds_a_record(registry, patient):
             cidCodec=RAW,
             contentHash=digest,
             supersedes=0,
-        )
+        ),
+        registry.KeyShared(
+            recordId=rid(patient, 0),
+            patient=patient,
+            grantee=patient,
+            sharer=patient,
+            wrappedKey=WRAPPED,
+        ),
     ]
     stored = registry.getRecord(rid(patient, 0))
     assert stored.id == rid(patient, 0)
@@ -187,13 +220,17 @@ def test_patient_adds_a_record(registry, patient):
 
 def test_dag_pb_record_keeps_a_distinct_content_hash(registry, patient):
     digest, content = h("root node"), h("ciphertext")
-    registry.addRecord(patient, digest, DAG_PB, content, IMAGING, 0, sender=patient)
+    registry.addRecord(
+        patient, digest, DAG_PB, content, IMAGING, 0, [(patient, WRAPPED)], sender=patient
+    )
     stored = registry.getRecord(rid(patient, 0))
     assert (stored.cidDigest, stored.cidCodec, stored.contentHash) == (digest, DAG_PB, content)
 
 
 def test_raw_record_with_a_content_hash_other_than_the_digest_is_kept_as_given(registry, patient):
-    registry.addRecord(patient, h("d"), RAW, h("c"), LABORATORY, 0, sender=patient)
+    registry.addRecord(
+        patient, h("d"), RAW, h("c"), LABORATORY, 0, [(patient, WRAPPED)], sender=patient
+    )
     assert registry.getRecord(rid(patient, 0)).contentHash == h("c")
 
 
@@ -216,7 +253,9 @@ def test_provider_without_consent_cannot_add(registry, patient, stranger):
         patient=patient,
         category=LABORATORY,
     ):
-        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=stranger)
+        registry.addRecord(
+            patient, h("x"), RAW, h("x"), LABORATORY, 0, [(patient, WRAPPED)], sender=stranger
+        )
 
 
 def test_provider_with_write_for_another_category_cannot_add(registry, patient, provider):
@@ -226,7 +265,9 @@ def test_provider_with_write_for_another_category_cannot_add(registry, patient, 
         patient=patient,
         category=MENTAL_HEALTH,
     ):
-        registry.addRecord(patient, h("x"), RAW, h("x"), MENTAL_HEALTH, 0, sender=provider)
+        registry.addRecord(
+            patient, h("x"), RAW, h("x"), MENTAL_HEALTH, 0, [(patient, WRAPPED)], sender=provider
+        )
 
 
 def test_grantee_with_read_only_cannot_add(registry, patient, researcher):
@@ -236,7 +277,9 @@ def test_grantee_with_read_only_cannot_add(registry, patient, researcher):
         patient=patient,
         category=LABORATORY,
     ):
-        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=researcher)
+        registry.addRecord(
+            patient, h("x"), RAW, h("x"), LABORATORY, 0, [(patient, WRAPPED)], sender=researcher
+        )
 
 
 def test_provider_with_expired_consent_cannot_add(registry, consents, add, patient, provider):
@@ -250,41 +293,62 @@ def test_provider_with_expired_consent_cannot_add(registry, consents, add, patie
         patient=patient,
         category=LABORATORY,
     ):
-        registry.addRecord(patient, h("late"), RAW, h("late"), LABORATORY, 0, sender=provider)
+        registry.addRecord(
+            patient, h("late"), RAW, h("late"), LABORATORY, 0, [(patient, WRAPPED)], sender=provider
+        )
 
 
 def test_provider_with_revoked_consent_cannot_add(registry, consents, patient, provider):
     consents.revoke(provider, sender=patient)
     with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=provider):
-        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=provider)
+        registry.addRecord(
+            patient, h("x"), RAW, h("x"), LABORATORY, 0, [(patient, WRAPPED)], sender=provider
+        )
 
 
 def test_removed_guardian_cannot_add(registry, consents, patient, guardian):
     consents.removeGuardian(guardian, sender=patient)
     with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=guardian, patient=patient):
-        registry.addRecord(patient, h("x"), RAW, h("x"), LABORATORY, 0, sender=guardian)
+        registry.addRecord(
+            patient, h("x"), RAW, h("x"), LABORATORY, 0, [(patient, WRAPPED)], sender=guardian
+        )
 
 
 def test_patient_cannot_add_for_another_patient(registry, patient, researcher):
     with ape.reverts(registry.RecordRegistryUnauthorizedAuthor, caller=patient, patient=researcher):
-        registry.addRecord(researcher, h("x"), RAW, h("x"), LABORATORY, 0, sender=patient)
+        registry.addRecord(
+            researcher, h("x"), RAW, h("x"), LABORATORY, 0, [(researcher, WRAPPED)], sender=patient
+        )
 
 
 def test_category_beyond_the_mask_is_rejected(registry, patient):
     with ape.reverts(registry.RecordRegistryInvalidCategory, category=64):
-        registry.addRecord(patient, h("x"), RAW, h("x"), 64, 0, sender=patient)
+        registry.addRecord(
+            patient, h("x"), RAW, h("x"), 64, 0, [(patient, WRAPPED)], sender=patient
+        )
 
 
 def test_codecs_other_than_raw_and_dag_pb_are_rejected(registry, patient):
     for codec in (0, 0x71, 0x0129):
         with ape.reverts(registry.RecordRegistryInvalidCodec, codec=codec):
-            registry.addRecord(patient, h("x"), codec, h("x"), LABORATORY, 0, sender=patient)
+            registry.addRecord(
+                patient, h("x"), codec, h("x"), LABORATORY, 0, [(patient, WRAPPED)], sender=patient
+            )
 
 
 def test_zero_digest_or_content_hash_is_rejected(registry, patient):
     for digest, content in ((ZERO32, h("c")), (h("d"), ZERO32), (ZERO32, ZERO32)):
         with ape.reverts(registry.RecordRegistryZeroHash):
-            registry.addRecord(patient, digest, DAG_PB, content, LABORATORY, 0, sender=patient)
+            registry.addRecord(
+                patient,
+                digest,
+                DAG_PB,
+                content,
+                LABORATORY,
+                0,
+                [(patient, WRAPPED)],
+                sender=patient,
+            )
 
 
 def test_ids_name_the_patient_and_count_its_records(registry, add, patient, researcher):
@@ -333,7 +397,9 @@ def test_supersede_amends_the_previous_version(registry, add, record, patient):
 
 
 def test_supersede_event_names_the_previous_version(registry, record, patient):
-    receipt = registry.addRecord(patient, h("v2"), RAW, h("v2"), LABORATORY, record, sender=patient)
+    receipt = registry.addRecord(
+        patient, h("v2"), RAW, h("v2"), LABORATORY, record, [(patient, WRAPPED)], sender=patient
+    )
     assert receipt.events == [
         registry.RecordAdded(
             recordId=record + 1,
@@ -344,7 +410,14 @@ def test_supersede_event_names_the_previous_version(registry, record, patient):
             cidCodec=RAW,
             contentHash=h("v2"),
             supersedes=record,
-        )
+        ),
+        registry.KeyShared(
+            recordId=record + 1,
+            patient=patient,
+            grantee=patient,
+            sharer=patient,
+            wrappedKey=WRAPPED,
+        ),
     ]
 
 
@@ -686,6 +759,15 @@ def test_batch_size_is_bounded(registry, record, patient):
 # ---------------------------------------------------------------------------- signatures
 
 
+def _release(registry, patient, grantee, wrapped=WRAPPED):
+    """An EIP-712 KeyRelease: the pair's consent nonce as it is now."""
+    return {
+        "grantee": str(grantee.address),
+        "wrappedKey": wrapped,
+        "consentNonce": registry.nonceOf(patient, grantee),
+    }
+
+
 def _add_message(registry, patient, **overrides):
     message = {
         "patient": str(patient.address),
@@ -694,6 +776,7 @@ def _add_message(registry, patient, **overrides):
         "contentHash": h("signed"),
         "category": LABORATORY,
         "supersedes": 0,
+        "releases": [_release(registry, patient, patient)],
         "nonce": registry.nonces(patient),
         "deadline": FAR,
     }
@@ -702,7 +785,9 @@ def _add_message(registry, patient, **overrides):
 
 
 def _add_args(message):
-    return [message[name] for name, _ in ADD_RECORD_FIELDS if name != "nonce"]
+    args = [message[name] for name, _ in ADD_RECORD_FIELDS if name != "nonce"]
+    args[6] = [(r["grantee"], r["wrappedKey"]) for r in message["releases"]]
+    return args
 
 
 def test_signed_add_is_relayed_with_the_patient_as_author(registry, sign, patient, relayer):
@@ -719,7 +804,14 @@ def test_signed_add_is_relayed_with_the_patient_as_author(registry, sign, patien
             cidCodec=RAW,
             contentHash=h("signed"),
             supersedes=0,
-        )
+        ),
+        registry.KeyShared(
+            recordId=rid(patient, 0),
+            patient=patient,
+            grantee=patient,
+            sharer=patient,
+            wrappedKey=WRAPPED,
+        ),
     ]
     assert registry.getRecord(rid(patient, 0)).author == patient
     assert registry.nonces(patient) == 1
@@ -729,14 +821,14 @@ def test_signed_add_cannot_be_replayed(registry, sign, patient, relayer):
     message = _add_message(registry, patient)
     signature = sign(patient, "AddRecord", message)
     registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
 
 
 def test_signed_add_by_another_signer_is_rejected(registry, sign, patient, guardian, relayer):
     message = _add_message(registry, patient)
     signature = sign(guardian, "AddRecord", message)  # even a guardian cannot sign for the patient
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
 
 
@@ -744,7 +836,7 @@ def test_signed_add_with_a_changed_field_is_rejected(registry, sign, patient, re
     message = _add_message(registry, patient)
     signature = sign(patient, "AddRecord", message)
     tampered = {**message, "category": MENTAL_HEALTH}
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.addRecordBySig(*_add_args(tampered), signature, sender=relayer)
 
 
@@ -752,7 +844,7 @@ def test_signed_add_after_its_deadline_is_rejected(registry, sign, patient, rela
     deadline = ape.chain.pending_timestamp - 1
     message = _add_message(registry, patient, deadline=deadline)
     signature = sign(patient, "AddRecord", message)
-    with ape.reverts(registry.RecordRegistryExpiredSignature, deadline=deadline):
+    with ape.reverts(registry.ConsentRegistryExpiredSignature, deadline=deadline):
         registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
 
 
@@ -769,6 +861,7 @@ def _share_message(registry, patient, record, grantee, **overrides):
         "recordId": record,
         "grantee": str(grantee.address),
         "wrappedKey": WRAPPED,
+        "consentNonce": registry.nonceOf(patient, grantee),
         "nonce": registry.nonces(patient),
         "deadline": FAR,
     }
@@ -777,7 +870,7 @@ def _share_message(registry, patient, record, grantee, **overrides):
 
 
 def _share_args(message):
-    return [message[name] for name, _ in SHARE_KEY_FIELDS if name != "nonce"]
+    return [message[name] for name, _ in SHARE_KEY_FIELDS if name not in ("nonce", "consentNonce")]
 
 
 def test_signed_key_release_is_relayed_with_the_patient_as_sharer(
@@ -788,7 +881,7 @@ def test_signed_key_release_is_relayed_with_the_patient_as_sharer(
     receipt = registry.shareKeyBySig(*_share_args(message), signature, sender=relayer)
     log = receipt.decode_logs(registry.KeyShared)[0]
     assert (log.sharer, log.grantee, log.wrappedKey) == (patient, researcher, WRAPPED)
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.shareKeyBySig(*_share_args(message), signature, sender=relayer)
 
 
@@ -797,10 +890,10 @@ def test_signed_key_release_checks_signer_key_and_consent(
 ):
     message = _share_message(registry, patient, record, researcher)
     forged = sign(stranger, "ShareKey", message)
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.shareKeyBySig(*_share_args(message), forged, sender=relayer)
     swapped = {**message, "wrappedKey": WRAPPED + b"!"}
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.shareKeyBySig(
             *_share_args(swapped), sign(patient, "ShareKey", message), sender=relayer
         )
@@ -816,7 +909,7 @@ def test_signed_key_release_after_its_deadline_is_rejected(
 ):
     deadline = ape.chain.pending_timestamp - 1
     message = _share_message(registry, patient, record, researcher, deadline=deadline)
-    with ape.reverts(registry.RecordRegistryExpiredSignature, deadline=deadline):
+    with ape.reverts(registry.ConsentRegistryExpiredSignature, deadline=deadline):
         registry.shareKeyBySig(
             *_share_args(message), sign(patient, "ShareKey", message), sender=relayer
         )
@@ -836,7 +929,7 @@ def test_nonces_are_shared_between_signed_adds_and_releases(
     share = _share_message(registry, patient, record, researcher)
     registry.shareKeyBySig(*_share_args(share), sign(patient, "ShareKey", share), sender=relayer)
     stale = _add_message(registry, patient, nonce=0)
-    with ape.reverts(registry.RecordRegistryInvalidSignature, signer=patient):
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
         registry.addRecordBySig(
             *_add_args(stale), sign(patient, "AddRecord", stale), sender=relayer
         )
@@ -899,3 +992,139 @@ def test_pages_show_current_status_and_author(registry, add, six, patient, provi
     assert [r.status for r in page] == [ERASED, ACTIVE, ACTIVE, ACTIVE, ACTIVE, ACTIVE]
     assert page[-1].id == by_provider
     assert page[-1].author == provider
+
+
+# ---------------------------------------------------------------------------- initial releases
+# Issue 14, point 3: a record never exists without its patient's key.
+
+
+def test_provider_record_carries_the_patient_and_own_releases(registry, patient, provider):
+    receipt = registry.addRecord(
+        patient, h("p"), RAW, h("p"), LABORATORY, 0,
+        [(patient, WRAPPED), (provider, WRAPPED + b"p")], sender=provider,
+    )  # fmt: skip
+    record = rid(patient, 0)
+    shared = receipt.decode_logs(registry.KeyShared)
+    assert [(e.recordId, e.grantee, e.sharer) for e in shared] == [
+        (record, patient, provider),
+        (record, provider, provider),
+    ]
+    assert [e.wrappedKey for e in shared] == [WRAPPED, WRAPPED + b"p"]
+
+
+def test_record_without_a_patient_release_is_refused(registry, patient, provider, researcher):
+    for releases in ([], [(provider, WRAPPED)]):
+        with ape.reverts(registry.RecordRegistryMissingPatientRelease, patient=patient):
+            registry.addRecord(
+                patient, h("n"), RAW, h("n"), LABORATORY, 0, releases, sender=provider
+            )
+    # The patient's own record too.
+    with ape.reverts(registry.RecordRegistryMissingPatientRelease, patient=patient):
+        registry.addRecord(
+            patient, h("n"), RAW, h("n"), LABORATORY, 0, [(researcher, WRAPPED)], sender=patient
+        )
+    assert registry.recordCount(patient) == 0
+
+
+def test_initial_releases_follow_the_share_rules(registry, patient, provider, researcher, stranger):
+    record = rid(patient, 0)
+    # A provider (author) may not release to a third party, even one with READ.
+    reason = error_data(
+        "RecordRegistryUnauthorizedShare(uint256,address,address)",
+        ["uint256", "address", "address"],
+        [record, str(provider.address), str(researcher.address)],
+    )
+    with ape.reverts(registry.RecordRegistryShareRejected, index=1, reason=reason):
+        registry.addRecord(
+            patient, h("r"), RAW, h("r"), LABORATORY, 0,
+            [(patient, WRAPPED), (researcher, WRAPPED)], sender=provider,
+        )  # fmt: skip
+    # The patient may release to a grantee with READ, not to a stranger.
+    registry.addRecord(
+        patient, h("r"), RAW, h("r"), LABORATORY, 0,
+        [(patient, WRAPPED), (researcher, WRAPPED)], sender=patient,
+    )  # fmt: skip
+    reason = error_data(
+        "RecordRegistryUnauthorizedShare(uint256,address,address)",
+        ["uint256", "address", "address"],
+        [rid(patient, 1), str(patient.address), str(stranger.address)],
+    )
+    with ape.reverts(registry.RecordRegistryShareRejected, index=0, reason=reason):
+        registry.addRecord(
+            patient, h("s"), RAW, h("s"), LABORATORY, 0,
+            [(stranger, WRAPPED), (patient, WRAPPED)], sender=patient,
+        )  # fmt: skip
+    empty = error_data("RecordRegistryInvalidWrappedKey(uint256)", ["uint256"], [0])
+    with ape.reverts(registry.RecordRegistryShareRejected, index=0, reason=empty):
+        registry.addRecord(
+            patient, h("s"), RAW, h("s"), LABORATORY, 0, [(patient, b"")], sender=patient
+        )
+    with ape.reverts(registry.RecordRegistryInvalidBatchSize, size=65):
+        registry.addRecord(
+            patient, h("s"), RAW, h("s"), LABORATORY, 0, [(patient, WRAPPED)] * 65, sender=patient
+        )
+
+
+def test_signed_add_binds_its_releases(registry, sign, patient, researcher, relayer):
+    message = _add_message(
+        registry,
+        patient,
+        releases=[_release(registry, patient, patient), _release(registry, patient, researcher)],
+    )
+    signature = sign(patient, "AddRecord", message)
+    swapped = _add_args(message)
+    swapped[6] = [swapped[6][0]]  # a relayer drops the researcher's release
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
+        registry.addRecordBySig(*swapped, signature, sender=relayer)
+    receipt = registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+    grantees = [e.grantee for e in receipt.decode_logs(registry.KeyShared)]
+    assert grantees == [patient, researcher]
+
+
+def test_signed_add_release_dies_with_a_revoke(registry, sign, patient, researcher, relayer):
+    # Issue 15, finding 3 for the releases inside an AddRecord: revoked and granted again, the
+    # pair's consent nonce moved, so the old signature no longer releases to the researcher.
+    message = _add_message(
+        registry,
+        patient,
+        releases=[_release(registry, patient, patient), _release(registry, patient, researcher)],
+    )
+    signature = sign(patient, "AddRecord", message)
+    registry.revoke(researcher, sender=patient)
+    registry.grant(researcher, 1 << LABORATORY, 1 << HRESCH, READ, FAR >> 30, sender=patient)
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
+        registry.addRecordBySig(*_add_args(message), signature, sender=relayer)
+
+
+def test_signed_key_release_dies_with_a_revoke(
+    registry, sign, record, patient, researcher, relayer
+):
+    # Issue 15, finding 3: signed, revoked, granted again for a new episode of care: the old
+    # ShareKey signature must not release the old record's key. On the code before the fix the
+    # relay succeeded (the signature was bound to the record nonce alone).
+    message = _share_message(registry, patient, record, researcher)
+    signature = sign(patient, "ShareKey", message)
+    registry.revoke(researcher, sender=patient)
+    registry.grant(researcher, 1 << LABORATORY, 1 << HRESCH, READ, FAR >> 30, sender=patient)
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
+        registry.shareKeyBySig(*_share_args(message), signature, sender=relayer)
+    assert registry.nonces(patient) == 0
+
+
+def test_patient_cancels_outstanding_record_signatures(
+    registry, sign, record, patient, researcher, relayer, stranger
+):
+    add = _add_message(registry, patient)
+    share = _share_message(registry, patient, record, researcher)
+    add_sig, share_sig = sign(patient, "AddRecord", add), sign(patient, "ShareKey", share)
+    receipt = registry.cancelRecordSignatures(sender=patient)
+    assert receipt.events == [registry.RecordSignaturesCancelled(patient=patient, nonce=1)]
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
+        registry.addRecordBySig(*_add_args(add), add_sig, sender=relayer)
+    with ape.reverts(registry.ConsentRegistryInvalidSignature, patient=patient):
+        registry.shareKeyBySig(*_share_args(share), share_sig, sender=relayer)
+    # Someone else's cancel moves only their own nonce.
+    registry.cancelRecordSignatures(sender=stranger)
+    assert (registry.nonces(patient), registry.nonces(stranger)) == (1, 1)
+    fresh = _add_message(registry, patient)
+    registry.addRecordBySig(*_add_args(fresh), sign(patient, "AddRecord", fresh), sender=relayer)

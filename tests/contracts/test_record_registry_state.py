@@ -57,9 +57,11 @@ ADD_RECORD_FIELDS = [
     ("contentHash", "bytes32"),
     ("category", "uint8"),
     ("supersedes", "uint256"),
+    ("releases", "KeyRelease[]"),
     ("nonce", "uint256"),
     ("deadline", "uint256"),
 ]
+KEY_RELEASE_FIELDS = [("grantee", "address"), ("wrappedKey", "bytes"), ("consentNonce", "uint64")]
 
 
 def h(label: str) -> bytes:
@@ -297,8 +299,11 @@ class RecordMachine(RuleBasedStateMachine):
         category=st.sampled_from([LABORATORY, IMAGING]),
         codec=st.sampled_from([RAW, DAG_PB]),
         supersede=st.none() | st.integers(0, 50),
+        extra=st.sampled_from((None, "author", "researcher", "stranger")),
     )
-    def add_record(self, who, sender, category, codec, supersede):
+    def add_record(self, who, sender, category, codec, supersede, extra):
+        """A record with its initial releases: the patient's, and maybe one more (toward the
+        author, or a grantee that the author may or may not release to)."""
         patient, author = self.addr[who], self.addr[sender]
         supersedes = 0 if supersede is None else self.pick(supersede)
         expected = None
@@ -308,13 +313,28 @@ class RecordMachine(RuleBasedStateMachine):
                 {"caller": author, "patient": patient, "category": category},
             )
         expected = expected or self.supersede_error(patient, category, supersedes)
+        wrapped = self.wrapped_key()
+        releases = [(patient, wrapped)]
+        extra_role = sender if extra == "author" else extra
+        if extra_role is not None:
+            to = self.addr[extra_role]
+            releases.append((to, wrapped))
+            allowed = to in (patient, author) or (
+                self.may_act_for(patient, author) and self.permitted(patient, to, category, READ)
+            )
+            if not allowed:
+                expected = expected or ("RecordRegistryShareRejected", {"index": 1})
         fields = self.new_fields(category, codec)
         args = (patient, fields["digest"], codec, fields["content"], category, supersedes)
         receipt = self.transact(
-            expected, self.registry, "addRecord", *args, sender=self.actors[sender]
+            expected, self.registry, "addRecord", *args, releases, sender=self.actors[sender]
         )
         if receipt is not None:
             self.record_added(receipt, patient, author, fields, supersedes)
+            record = self.state.lists[patient][-1]
+            self.released(record, sender, self.role_of[patient], wrapped)
+            if extra_role is not None:
+                self.released(record, sender, extra_role, wrapped)
 
     @rule(
         who=st.sampled_from(PATIENTS),
@@ -332,18 +352,24 @@ class RecordMachine(RuleBasedStateMachine):
             "contentHash": fields["content"],
             "category": category,
             "supersedes": supersedes,
+            # The patient's own release: its pair (patient, patient) never has a consent nonce.
+            "releases": [{"grantee": patient, "wrappedKey": b"\x01" * 81, "consentNonce": 0}],
             "nonce": self.nonces[who],
             "deadline": FAR,
         }
         domain = {
-            "name": "MedRecord RecordRegistry",
+            "name": "MedRecord ConsentRegistry",
             "version": "1",
             "chainId": ape.chain.chain_id,
             "verifyingContract": str(self.registry.address),
         }
-        types = {"AddRecord": [{"name": n, "type": t} for n, t in ADD_RECORD_FIELDS]}
+        types = {
+            "AddRecord": [{"name": n, "type": t} for n, t in ADD_RECORD_FIELDS],
+            "KeyRelease": [{"name": n, "type": t} for n, t in KEY_RELEASE_FIELDS],
+        }
         signature = self.keys(patient).sign_typed_data(domain, types, message).signature
         args = [message[n] for n, _ in ADD_RECORD_FIELDS if n != "nonce"]
+        args[6] = [(patient, b"\x01" * 81)]
         expected = self.supersede_error(patient, category, supersedes)
         receipt = self.transact(
             expected,
@@ -356,6 +382,8 @@ class RecordMachine(RuleBasedStateMachine):
         if receipt is not None:
             self.nonces[who] += 1
             self.record_added(receipt, patient, patient, fields, supersedes)
+            record = self.state.lists[patient][-1]
+            self.released(record, who, who, b"\x01" * 81)
 
     def status_change(self, choice, sender, method, allowed, status):
         record_id = self.pick(choice)

@@ -57,6 +57,15 @@ def _deploy(name: str, w3: Web3) -> Network:
     return Network(name, w3, accounts, manifest)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_home_writes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The SDK's default data directory (journal, keys) goes to a temporary folder, never to
+    the user's home: platformdirs follows XDG_DATA_HOME."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def _devnets() -> Iterator[Callable[[str], Network]]:
     started: dict[str, tuple[DevnetNode | None, Network]] = {}

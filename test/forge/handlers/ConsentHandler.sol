@@ -75,15 +75,9 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         _checkNonce(patient, grantee);
     }
 
-    function grantFor(
-        uint256 s,
-        uint256 p,
-        uint256 g,
-        uint64 categories,
-        uint32 purposes,
-        uint8 actions,
-        uint40 expiry
-    ) external {
+    function grantFor(uint256 s, uint256 p, uint256 g, uint64 categories, uint32 purposes, uint8 actions, uint40 expiry)
+        external
+    {
         calls[this.grantFor.selector]++;
         address sender = actors[s % ACTORS];
         address patient = actors[p % ACTORS];

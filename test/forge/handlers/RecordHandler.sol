@@ -22,7 +22,12 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     uint256 internal constant ACTORS = 4;
     // Written out here, not read from the contract: the test must not trust it.
     bytes32 internal constant ADD_RECORD_TYPEHASH = keccak256(
-        "AddRecord(address patient,bytes32 cidDigest,uint16 cidCodec,bytes32 contentHash,uint8 category,uint256 supersedes,uint256 nonce,uint256 deadline)"
+        "AddRecord(address patient,bytes32 cidDigest,uint16 cidCodec,bytes32 contentHash,uint8 category,uint256 supersedes,KeyRelease[] releases,uint256 nonce,uint256 deadline)KeyRelease(address grantee,bytes wrappedKey,uint64 consentNonce)"
+    );
+    bytes32 internal constant KEY_RELEASE_TYPEHASH =
+        keccak256("KeyRelease(address grantee,bytes wrappedKey,uint64 consentNonce)");
+    bytes32 internal constant SHARE_KEY_TYPEHASH = keccak256(
+        "ShareKey(uint256 recordId,address grantee,bytes wrappedKey,uint64 consentNonce,uint256 nonce,uint256 deadline)"
     );
     address[ACTORS] public actors;
     uint256[ACTORS] internal keys;
@@ -37,6 +42,22 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     uint256 public replaySuccesses;
     uint256 public nonceDecreases;
     uint256 public illegalTransitions;
+    // A record anchored although its initial releases held none toward its patient.
+    uint256 public recordsWithoutPatientKey;
+    // A signed key release relayed after its pair's consent or the patient's nonce moved on.
+    uint256 public staleReleaseSuccesses;
+
+    struct PendingShare {
+        uint256 recordId;
+        address patient;
+        address grantee;
+        uint64 consentNonce;
+        uint256 nonce;
+        uint256 deadline;
+        bytes signature;
+    }
+
+    PendingShare[] internal _pendingShares;
 
     struct UsedSig {
         address patient;
@@ -70,8 +91,10 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
         address patient = actors[p % ACTORS];
         address grantee = actors[g % ACTORS];
         vm.prank(patient);
-        try consent.grant(grantee, uint64(1) << (category % 4), 1, uint8(bound(actions, 1, 3)), uint40(block.timestamp + 10 days)) {}
-        catch {}
+        try consent.grant(
+            grantee, uint64(1) << (category % 4), 1, uint8(bound(actions, 1, 3)), uint40(block.timestamp + 10 days)
+        ) {}
+            catch {}
     }
 
     function revoke(uint256 p, uint256 g) external {
@@ -93,6 +116,10 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     function addRecord(uint256 s, uint256 p, uint8 category, uint256 supersedesSeed, bytes32 digest) external {
         address sender = actors[s % ACTORS];
         address patient = actors[p % ACTORS];
+        // One release in eight goes to someone else only: the record must then be refused.
+        address firstGrantee = uint256(digest) % 8 == 0 ? actors[(p + 1) % ACTORS] : patient;
+        IRecordRegistry.KeyRelease[] memory releases = new IRecordRegistry.KeyRelease[](1);
+        releases[0] = IRecordRegistry.KeyRelease(firstGrantee, hex"01");
         category = category % 4;
         uint256 supersedes = _maybeRecord(supersedesSeed);
         if (digest == 0) digest = bytes32(uint256(1));
@@ -100,8 +127,9 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
             || (consent.isPermitted(patient, sender, category, 0, 2));
         // isPermitted asks one purpose; a WRITE grant here always carries purpose 0.
         vm.prank(sender);
-        try records.addRecord(patient, digest, 0x55, digest, category, supersedes) returns (uint256 id) {
+        try records.addRecord(patient, digest, 0x55, digest, category, supersedes, releases) returns (uint256 id) {
             if (!mayWrite) unauthorizedSuccesses++;
+            if (firstGrantee != patient) recordsWithoutPatientKey++;
             _created(id, patient, supersedes);
         } catch {}
     }
@@ -112,6 +140,10 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
         category = category % 4;
         if (digest == 0) digest = bytes32(uint256(2));
         uint256 deadline = block.timestamp + 1 hours;
+        IRecordRegistry.KeyRelease[] memory releases = new IRecordRegistry.KeyRelease[](1);
+        releases[0] = IRecordRegistry.KeyRelease(patient, hex"01");
+        bytes32 releasesHash =
+            keccak256(abi.encodePacked(keccak256(abi.encode(KEY_RELEASE_TYPEHASH, patient, keccak256(hex"01"), 0))));
         bytes32 structHash = keccak256(
             abi.encode(
                 ADD_RECORD_TYPEHASH,
@@ -121,12 +153,13 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
                 digest,
                 category,
                 uint256(0),
+                releasesHash,
                 records.nonces(patient),
                 deadline
             )
         );
         bytes memory signature = _sign(key, structHash);
-        try records.addRecordBySig(patient, digest, 0x55, digest, category, 0, deadline, signature) returns (
+        try records.addRecordBySig(patient, digest, 0x55, digest, category, 0, releases, deadline, signature) returns (
             uint256 id
         ) {
             if (vm.addr(key) != patient) unauthorizedSuccesses++;
@@ -139,8 +172,13 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     function replay(uint256 index) external {
         if (_used.length == 0) return;
         UsedSig memory u = _used[index % _used.length];
-        try records.addRecordBySig(u.patient, u.digest, 0x55, u.digest, u.category, u.supersedes, u.deadline, u.signature)
-        returns (uint256) {
+        IRecordRegistry.KeyRelease[] memory releases = new IRecordRegistry.KeyRelease[](1);
+        releases[0] = IRecordRegistry.KeyRelease(u.patient, hex"01");
+        try records.addRecordBySig(
+            u.patient, u.digest, 0x55, u.digest, u.category, u.supersedes, releases, u.deadline, u.signature
+        ) returns (
+            uint256
+        ) {
             replaySuccesses++;
         } catch {}
         _checkNonce(u.patient);
@@ -196,6 +234,43 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
         } catch {}
     }
 
+    /// The patient signs a key release of one of its records toward a grantee (kept pending).
+    function signShare(uint256 idSeed, uint256 g) external {
+        uint256 id = _maybeRecord(idSeed);
+        if (id == 0) return;
+        address patient = ghostPatient[id];
+        address grantee = actors[g % ACTORS];
+        uint256 key;
+        for (uint256 i; i < ACTORS; ++i) {
+            if (actors[i] == patient) key = keys[i];
+        }
+        uint64 consentNonce = consent.nonceOf(patient, grantee);
+        uint256 nonce = records.nonces(patient);
+        uint256 deadline = block.timestamp + 30 days;
+        bytes32 structHash =
+            keccak256(abi.encode(SHARE_KEY_TYPEHASH, id, grantee, keccak256(hex"0102"), consentNonce, nonce, deadline));
+        _pendingShares.push(PendingShare(id, patient, grantee, consentNonce, nonce, deadline, _sign(key, structHash)));
+    }
+
+    /// Anyone relays a pending signed release; it may land only while nothing it binds moved.
+    function relayShare(uint256 index) external {
+        if (_pendingShares.length == 0) return;
+        PendingShare memory ps = _pendingShares[index % _pendingShares.length];
+        bool fresh =
+            consent.nonceOf(ps.patient, ps.grantee) == ps.consentNonce && records.nonces(ps.patient) == ps.nonce;
+        try records.shareKeyBySig(ps.recordId, ps.grantee, hex"0102", ps.deadline, ps.signature) {
+            if (!fresh) staleReleaseSuccesses++;
+        } catch {}
+        _checkNonce(ps.patient);
+    }
+
+    function cancelRecordSignatures(uint256 p) external {
+        address patient = actors[p % ACTORS];
+        vm.prank(patient);
+        records.cancelRecordSignatures();
+        _checkNonce(patient);
+    }
+
     // ------------------------------------------------------------------ helpers
 
     function _created(uint256 id, address patient, uint256 supersedes) internal {
@@ -218,7 +293,7 @@ contract RecordHandler is CommonBase, StdCheats, StdUtils {
     }
 
     function _sign(uint256 key, bytes32 structHash) internal view returns (bytes memory) {
-        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", records.recordDomainSeparator(), structHash));
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", records.DOMAIN_SEPARATOR(), structHash));
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
     }
