@@ -55,6 +55,12 @@ def _prep_record(mr: MedRecord, c: dict[str, Any]) -> dict[str, Any]:
     return {"record_id": receipt.record_id}
 
 
+def _prep_share(mr: MedRecord, c: dict[str, Any]) -> dict[str, Any]:
+    args = _prep_record(mr, c)
+    c["patient"].grant(c["other"].address, Category.LABORATORY, Purpose.TREAT, Action.READ)
+    return args
+
+
 def _prep_study(mr: MedRecord, c: dict[str, Any], *, enroll: bool) -> dict[str, Any]:
     _keys(c)
     admin = mr.signer(mr.accounts[0])  # type: ignore[attr-defined]
@@ -104,7 +110,7 @@ FLOWS = {
                  c["patient"].address, b"lab result", Category.LABORATORY)),
         Flow("new-version", True, ("upload", "anchor", "keyring"), _prep_record,
              lambda mr, c, a: c["patient"].new_version(a["record_id"], b"second version")),
-        Flow("share", False, ("transaction",), _prep_record,
+        Flow("share", False, ("transaction",), _prep_share,
              lambda mr, c, a: c["patient"].share(a["record_id"], c["other"].address)),
         Flow("erase", False, ("transaction", "destroy-key", "unpin"), _prep_record,
              lambda mr, c, a: c["patient"].erase(a["record_id"])),
