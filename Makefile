@@ -147,3 +147,8 @@ test: fuzz-short slither
 .PHONY: bench
 bench: bench-gas ## Print every benchmark table: gas, then SDK throughput and memory (minutes)
 	$(BIN)/python bench/sdk.py
+
+.PHONY: test-faults
+test-faults: setup ## Fault harness and flows x faults matrix (Anvil, js-ipfs); writes the table to docs/operations-faults.table.md
+	$(BIN)/python -m pytest tests/sdk/faults/test_harness.py -q -p no:ape_test -p no:cacheprovider
+	MEDRECORD_FAULTS_TABLE=$(CURDIR)/docs/operations-faults.table.md $(BIN)/python -m pytest tests/sdk/faults/test_matrix.py -q -p no:ape_test -p no:cacheprovider -rf

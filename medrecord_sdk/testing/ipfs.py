@@ -223,6 +223,66 @@ class IpfsNode:
                     self._ready.set()
             self._ready.set()  # EOF: the daemon exited; start() reports it
 
+    def halt(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the daemon but keep its repository, so :meth:`restart` brings the same node back.
+
+        ``kill=True`` sends SIGKILL to its process group (a crash: the repo lock stays behind and
+        :meth:`restart` removes it); otherwise a clean RPC shutdown, then SIGTERM.
+        """
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        elif process.poll() is None and self._api_url is not None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{self._api_url}/api/v0/shutdown", timeout=5.0)
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=timeout)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        if self._reader is not None:
+            self._reader.join(timeout=timeout)
+            self._reader = None
+        self._ready.clear()
+
+    def restart(self, *, kill: bool = False) -> Self:
+        """Stop the daemon (if it runs) and start it again on the same repository and API port.
+
+        The content pinned before stays pinned (the repository is kept) and :attr:`api_url` does
+        not change: the port the node had is written into the repo's config before the new start
+        (Node.js listens with SO_REUSEADDR, so the port is free again at once). Used by the fault
+        tests to stop an IPFS node mid-upload and bring it back.
+        """
+        if self._workdir is None:
+            raise IpfsNodeError("the IPFS node was never started (or is stopped): call start()")
+        url = self._api_url
+        self.halt(kill=kill)
+        config_path = self.repo / "config"
+        if url is not None:
+            config = json.loads(config_path.read_text())
+            config["Addresses"]["API"] = f"/ip4/127.0.0.1/tcp/{url.rsplit(':', 1)[1]}"
+            config_path.write_text(json.dumps(config, indent=2))
+        for lock in (self.repo / "repo.lock", self.repo / "api"):
+            # A SIGKILLed daemon leaves these behind, and the next start refuses to run.
+            if lock.is_dir():  # proper-lockfile (js-ipfs's lock) makes a directory
+                shutil.rmtree(lock, ignore_errors=True)
+            else:
+                lock.unlink(missing_ok=True)
+        self._api_url = None
+        try:
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the daemon (RPC shutdown, then SIGTERM, then SIGKILL) and remove its files."""
         atexit.unregister(self.stop)
