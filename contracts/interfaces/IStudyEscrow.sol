@@ -18,13 +18,27 @@ import {IConsentRegistry} from "./IConsentRegistry.sol";
  *    consent to the researcher covering every category of the study, for its purpose, with READ,
  *    {enroll}s: one reward moves from unallocated to *reserved* for that patient.
  * 3. Any time, the researcher {pay}s pending enrollments in batches of at most {MAX_BATCH}.
- *    Consent is checked again for each patient: a patient whose consent no longer covers the
- *    study (revoked, narrowed or expired) is not paid, the enrollment is *forfeited* and its
- *    reward returns to unallocated. Until `enrollmentDeadline + reviewPeriod` the researcher
- *    may instead {reject} a pending enrollment with a reason code, which also releases it.
+ *    Consent is checked again for each patient, under the *payout rule* below: a patient who
+ *    withdrew is not paid, the enrollment is *forfeited* and its reward returns to
+ *    unallocated. Until `enrollmentDeadline + reviewPeriod` the researcher may instead
+ *    {reject} a pending enrollment with a reason code, which also releases it.
  * 4. From `enrollmentDeadline + reviewPeriod` on, a patient whose enrollment is still pending
- *    {claim}s the reward (consent must still hold, as at any payout), and the researcher
- *    {reclaim}s the unallocated remainder; reserved rewards stay for their patients.
+ *    {claim}s the reward (under the same payout rule), and the researcher {reclaim}s the
+ *    unallocated remainder; reserved rewards stay for their patients.
+ *
+ * Payout rule: an enrollment is forfeited (by {pay}) or its claim refused only when the
+ * patient's stored consent to the researcher no longer covers the study's categories, its
+ * purpose and READ, whatever the consent's expiry ({IConsentRegistry-consentOf}). That stored
+ * state changes only by an act of the patient (directly, by signature or through a guardian):
+ * a revoke, or a grant that narrows it. An expiry alone never forfeits: it ends the
+ * researcher's access to the data, not the patient's reward for data shared while it held.
+ * So a patient whose consent covered the study at enrollment and who did not change it is
+ * always paid by {pay} or can {claim}, whenever the researcher acts; the researcher's timing
+ * decides nothing (an outside review found that it did when expiry forfeited). To withdraw
+ * from a study, a patient revokes or narrows the consent. The researcher's one way not to pay
+ * stays an explicit {reject} during the review period. Keep in mind that the registry holds one
+ * consent per (patient, researcher): a later grant to the same researcher replaces the masks,
+ * so it must still include the study's categories and purpose, or it counts as a narrowing.
  *
  * Invariant (between transactions, for every token): `token.balanceOf(escrow)` equals
  * {heldOf}(token), the sum over that token's studies of reserved plus unallocated, as long as
@@ -45,14 +59,14 @@ interface IStudyEscrow {
         Owed, // approved by {pay} but the transfer failed: reserved, the patient {claim}s it
         Claimed, // paid to the patient by {claim} (after the review period, or after a failed payment)
         Rejected, // rejected by the researcher, reward released
-        Forfeited // consent no longer covered the study at payment, reward released
+        Forfeited // the patient's consent no longer covered the study at payment (payout rule), reward released
     }
 
     /// @notice Why {pay} passed over a patient; see {PaymentSkipped}.
     enum SkipReason {
         NotEnrolled, // the address never enrolled in the study
         NotPending, // already paid, owed, claimed, rejected or forfeited: nothing to do (retries are safe)
-        ConsentMissing // consent no longer covers the study: the enrollment is forfeited
+        ConsentMissing // the patient changed the consent so that it no longer covers the study (payout rule): forfeited
     }
 
     /// @notice A study as returned by {getStudy}. Amounts are in `token` units.
@@ -245,8 +259,7 @@ interface IStudyEscrow {
      * anyone who copied the permit from the mempool and submitted it first has set that allowance,
      * so front-running cannot make the funding fail (the pattern ERC-2612 and OpenZeppelin document).
      */
-    function fundWithPermit(uint256 studyId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
-        external;
+    function fundWithPermit(uint256 studyId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
 
     // ------------------------------------------------------------------ patients
 
@@ -263,7 +276,8 @@ interface IStudyEscrow {
 
     /**
      * @notice Pays the caller's reward: a pending enrollment once the review period is over
-     * (consent must still cover the study, as at any payout), or an owed one at any time.
+     * (under the payout rule: refused only if the patient revoked or narrowed the consent;
+     * an expired one does not stop it), or an owed one at any time.
      * @dev The tokens go to the patient. Emits {RewardClaimed}.
      */
     function claim(uint256 studyId) external;
@@ -274,7 +288,8 @@ interface IStudyEscrow {
     // ------------------------------------------------------------------ researchers
 
     /**
-     * @notice Pays each listed patient whose enrollment is pending and whose consent still covers the study.
+     * @notice Pays each listed patient whose enrollment is pending and whose consent still covers the study
+     * under the payout rule (see the contract's notice): only a revoke or a narrowing grant forfeits, an expiry never.
      * @dev Only the researcher; 1 to {MAX_BATCH} patients; allowed at any time, also after the review period.
      * For each patient exactly one of: {PaymentsSent} (paid; one event for the batch), {PaymentFailed} (the transfer
      * failed: the reward stays reserved and becomes claimable, so one failing recipient cannot

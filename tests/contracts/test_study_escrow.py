@@ -433,7 +433,7 @@ def test_pay_skips_addresses_that_never_enrolled(env, escrow, token, funded_stud
     assert token.balanceOf(stranger) == 0
 
 
-@pytest.mark.parametrize("how", ["revoked", "expired", "narrowed"])
+@pytest.mark.parametrize("how", ["revoked", "narrowed"])
 def test_payment_after_consent_lapsed_forfeits(
     env, escrow, consent, token, funded_study, patients, researcher, how
 ):
@@ -443,8 +443,6 @@ def test_payment_after_consent_lapsed_forfeits(
     env.enrolled(funded_study, kept)
     if how == "revoked":
         consent.revoke(researcher, sender=lapsed)
-    elif how == "expired":
-        travel(now() + 2 * DAY)
     else:
         env.grant(lapsed, categories=CONDITIONS)
     receipt = escrow.pay(funded_study, [lapsed, kept], sender=researcher)
@@ -460,6 +458,79 @@ def test_payment_after_consent_lapsed_forfeits(
     receipt = escrow.pay(funded_study, [lapsed], sender=researcher)
     assert receipt.decode_logs(escrow.PaymentSkipped)[0].reason == NOT_PENDING
     assert_solvent(token, escrow)
+
+
+# Finding 1 of issue 15 (the payout rule): the researcher's timing must not decide whether a
+# patient who consented at enrollment, and changed nothing since, is paid.
+
+
+def test_consent_expiring_inside_the_review_window_is_still_paid(
+    env, escrow, token, funded_study, patient, researcher
+):
+    """(a) Consent until a date inside the review window; the researcher pays after it."""
+    review_end = env.review_end(funded_study)
+    expiry = review_end - 3 * DAY
+    env.grant(patient, expiry=expiry)
+    escrow.enroll(funded_study, sender=patient)
+    travel(expiry + DAY)  # expired, review still running: the patient cannot claim yet
+    assert not env.consent.isPermittedAll(patient, researcher, CATEGORIES, 1 << HRESCH, READ)
+    receipt = escrow.pay(funded_study, [patient], sender=researcher)
+    assert receipt.decode_logs(escrow.PaymentSkipped) == []
+    assert list(receipt.decode_logs(escrow.PaymentsSent)[0].patients) == [patient.address]
+    assert escrow.enrollmentOf(funded_study, patient) == PAID
+    assert token.balanceOf(patient) == REWARD
+    assert escrow.getStudy(funded_study).reserved == 0
+    assert_solvent(token, escrow)
+
+
+def test_pay_cannot_front_run_a_renewal_into_a_forfeit(
+    env, escrow, consent, token, funded_study, patient, researcher
+):
+    """(b) A lapsed consent being renewed: a pay mined before the renewal still pays."""
+    env.grant(patient, expiry=now() + DAY)
+    escrow.enroll(funded_study, sender=patient)
+    travel(now() + 2 * DAY)  # lapsed; the patient's renewal is in the mempool
+    escrow.pay(funded_study, [patient], sender=researcher)  # mined first
+    env.grant(patient)  # the renewal lands after it
+    assert escrow.enrollmentOf(funded_study, patient) == PAID
+    assert token.balanceOf(patient) == REWARD
+    assert_solvent(token, escrow)
+
+
+def test_consent_for_the_study_period_can_be_claimed(env, escrow, token, funded_study, patient):
+    """(c) Expiry = deadline + review period: claims open exactly when it lapses."""
+    review_end = env.review_end(funded_study)
+    env.grant(patient, expiry=review_end)
+    escrow.enroll(funded_study, sender=patient)
+    travel(review_end)
+    receipt = escrow.claim(funded_study, sender=patient)
+    assert escrow.RewardClaimed(funded_study, patient, patient, REWARD) in receipt.events
+    assert escrow.enrollmentOf(funded_study, patient) == CLAIMED
+    assert token.balanceOf(patient) == REWARD
+    assert_solvent(token, escrow)
+
+
+def test_a_narrowing_the_patient_undid_is_paid(
+    env, escrow, consent, token, funded_study, patient, researcher
+):
+    """Only the stored terms at payout count: narrowed, then widened again, then expired."""
+    env.grant(patient)
+    escrow.enroll(funded_study, sender=patient)
+    env.grant(patient, categories=CONDITIONS)
+    env.grant(patient, expiry=now() + DAY)
+    travel(now() + 2 * DAY)
+    escrow.pay(funded_study, [patient], sender=researcher)
+    assert escrow.enrollmentOf(funded_study, patient) == PAID
+
+
+def test_claim_refused_after_a_narrowing_even_once_expired(env, escrow, funded_study, patient):
+    """An expired consent that the patient had narrowed still forfeits: the change counts."""
+    env.grant(patient, expiry=now() + DAY)
+    escrow.enroll(funded_study, sender=patient)
+    env.grant(patient, categories=CONDITIONS, expiry=now() + DAY)
+    travel(env.review_end(funded_study))
+    with ape.reverts(escrow.StudyEscrowConsentMissing, studyId=funded_study, patient=patient):
+        escrow.claim(funded_study, sender=patient)
 
 
 def test_pay_batch_across_status_words_and_consent_words(
