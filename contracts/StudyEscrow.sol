@@ -231,13 +231,19 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
 
     /// @inheritdoc IStudyEscrow
     function claim(uint256 studyId) external nonReentrant {
-        _claim(studyId, msg.sender);
+        _claim(studyId, msg.sender, msg.sender);
     }
 
     /// @inheritdoc IStudyEscrow
     function claimFor(uint256 studyId, address patient) external nonReentrant {
         _checkActor(patient);
-        _claim(studyId, patient);
+        _claim(studyId, patient, patient);
+    }
+
+    /// @inheritdoc IStudyEscrow
+    function claimTo(uint256 studyId, address recipient) external nonReentrant {
+        if (recipient == address(0) || recipient == address(this)) revert StudyEscrowInvalidRecipient(recipient);
+        _claim(studyId, msg.sender, recipient);
     }
 
     // ------------------------------------------------------------------ researchers
@@ -501,6 +507,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         if (msg.sender != s.researcher) revert StudyEscrowNotResearcher(studyId, msg.sender);
         uint256 reviewEnd = _reviewEnd(s);
         if (block.timestamp >= reviewEnd) revert StudyEscrowReviewOver(studyId, reviewEnd);
+        if (reason > uint8(type(RejectReason).max)) revert StudyEscrowInvalidReason(reason);
         _settle(studyId, patient, EnrollmentStatus.Pending, EnrollmentStatus.Rejected);
         uint128 reward = s.reward;
         // The enrollment reserved `reward` and counted one participant.
@@ -623,7 +630,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         emit PatientEnrolled(studyId, patient, msg.sender, seat);
     }
 
-    function _claim(uint256 studyId, address patient) private {
+    function _claim(uint256 studyId, address patient, address recipient) private {
         Study storage s = _study(studyId);
         (EnrollmentStatus status, uint256 wordIndex, uint256 shift) = _statusOf(studyId, patient);
         uint128 reward = s.reward;
@@ -644,8 +651,8 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
             s.reserved -= reward;
             _held[token] -= reward;
         }
-        emit RewardClaimed(studyId, patient, msg.sender, reward);
-        token.safeTransfer(patient, reward);
+        emit RewardClaimed(studyId, patient, msg.sender, reward, recipient);
+        token.safeTransfer(recipient, reward);
     }
 
     /// @dev Moves `patient`'s enrollment from `expected` to `next`, or reverts with its current status.

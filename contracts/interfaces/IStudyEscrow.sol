@@ -69,6 +69,20 @@ interface IStudyEscrow {
         ConsentMissing // the patient changed the consent so that it no longer covers the study (payout rule): forfeited
     }
 
+    /**
+     * @notice Why the researcher {reject}ed an enrollment: a fixed, public vocabulary about the
+     * data handed over, never about the person. A study-defined code could have encoded an
+     * exclusion criterion (health information) next to the patient's address in a public event;
+     * anything else goes to the patient off chain. The rejection itself stays public (see
+     * docs/SECURITY.md).
+     */
+    enum RejectReason {
+        Unspecified, // no reason given on chain (also the code for any eligibility decision)
+        IncompleteData, // the shared records lack what the study's protocol needs
+        UnreadableData, // the shared records could not be verified or decrypted
+        Duplicate // the same person is enrolled from another address
+    }
+
     /// @notice A study as returned by {getStudy}. Amounts are in `token` units.
     struct Study {
         address researcher;
@@ -131,11 +145,16 @@ interface IStudyEscrow {
      */
     event PaymentSkipped(uint256 indexed studyId, address indexed patient, SkipReason reason);
 
-    /// @notice The researcher rejected `patient`'s enrollment with `reason` (a study-defined code); its reward was released.
+    /// @notice The researcher rejected `patient`'s enrollment with `reason` (a {RejectReason}); its reward was released.
     event EnrollmentRejected(uint256 indexed studyId, address indexed patient, uint8 reason);
 
-    /// @notice `actor` (the patient or a guardian) claimed `amount` for `patient`, paid to the patient.
-    event RewardClaimed(uint256 indexed studyId, address indexed patient, address indexed actor, uint256 amount);
+    /**
+     * @notice `actor` (the patient or a guardian) claimed `amount` for `patient`, paid to
+     * `recipient`: the patient, or whom the patient named with {claimTo}.
+     */
+    event RewardClaimed(
+        uint256 indexed studyId, address indexed patient, address indexed actor, uint256 amount, address recipient
+    );
 
     /// @notice The researcher took back `amount`, the whole unallocated remainder.
     event StudyReclaimed(uint256 indexed studyId, address indexed researcher, uint256 amount);
@@ -217,6 +236,12 @@ interface IStudyEscrow {
     /// @notice The study has no unallocated funds left.
     error StudyEscrowNothingToReclaim(uint256 studyId);
 
+    /// @notice `reason` is not a {RejectReason}.
+    error StudyEscrowInvalidReason(uint8 reason);
+
+    /// @notice A reward cannot be sent to the zero address or to the escrow itself.
+    error StudyEscrowInvalidRecipient(address recipient);
+
     // ------------------------------------------------------------------ studies
 
     /**
@@ -285,6 +310,15 @@ interface IStudyEscrow {
     /// @notice Like {claim}, for `patient` by a guardian (or the patient); the tokens still go to the patient.
     function claimFor(uint256 studyId, address patient) external;
 
+    /**
+     * @notice Like {claim}, paid to `recipient` instead of the caller: the way out for a patient
+     * whose own address the token refuses (a blocklist), whose reward would otherwise stay
+     * owed for ever.
+     * @dev Only the patient: a guardian cannot redirect the patient's money (it can only
+     * {claimFor}, to the patient). Same states and rules as {claim}. Emits {RewardClaimed}.
+     */
+    function claimTo(uint256 studyId, address recipient) external;
+
     // ------------------------------------------------------------------ researchers
 
     /**
@@ -299,9 +333,10 @@ interface IStudyEscrow {
     function pay(uint256 studyId, address[] calldata patients) external;
 
     /**
-     * @notice Rejects `patient`'s pending enrollment with a study-defined `reason` code and
+     * @notice Rejects `patient`'s pending enrollment with a `reason` from {RejectReason} and
      * releases its reward to the unallocated funds and its seat.
-     * @dev Only the researcher, before `enrollmentDeadline + reviewPeriod`. Emits {EnrollmentRejected}.
+     * @dev Only the researcher, before `enrollmentDeadline + reviewPeriod`; another code reverts
+     * {StudyEscrowInvalidReason}. Emits {EnrollmentRejected}.
      */
     function reject(uint256 studyId, address patient, uint8 reason) external;
 

@@ -264,9 +264,9 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
                 error = "StudyEscrowInvalidStatus"
             if error:
                 with ape.reverts(getattr(escrow, error)):
-                    escrow.reject(s.id, patients[patient], 7, sender=researcher)
+                    escrow.reject(s.id, patients[patient], 1, sender=researcher)
                 return
-            escrow.reject(s.id, patients[patient], 7, sender=researcher)
+            escrow.reject(s.id, patients[patient], 1, sender=researcher)
             s.statuses[patient] = REJECTED
             s.reserved -= s.reward
             s.unallocated += s.reward

@@ -217,7 +217,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         address patient = patients[p % 4];
         bool asStranger = senderSeed % 4 == 0;
         vm.prank(asStranger ? stranger : s.researcher);
-        try escrow.reject(id, patient, 7) {
+        try escrow.reject(id, patient, 1) {
             outcomes["rejected"]++;
             if (asStranger) unauthorizedSuccesses++;
         } catch {}

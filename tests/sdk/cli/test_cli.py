@@ -114,7 +114,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         with AnvilNode() as node:
             assert node.rpc_url is not None
             cli = Cli(node.rpc_url, root)
-            deployed = cli.data("deploy", account=ADMIN)
+            deployed = cli.data("deploy", "--uncapped", account=ADMIN)
             assert isinstance(deployed, dict)
             assert deployed["chain_id"] == 31337
             assert set(deployed["contracts"]) == {
@@ -148,12 +148,23 @@ def _add_lab_record(cli: Cli, patient: int, tmp_path: Path, text: bytes = b"Hb 1
 # ---------------------------------------------------------------- deploy and keys
 
 
+def test_deploy_asks_for_an_explicit_token_cap(cli: Cli) -> None:
+    """Issue 15 finding 6: no silent default for an immutable cap."""
+    for args in ((), ("--token-cap", "5", "--uncapped")):
+        result = cli.run("deploy", *args, account=ADMIN)
+        assert result.exit_code == 2, result.stderr
+        assert "--token-cap N" in result.stderr
+    zero = cli.run("deploy", "--token-cap", "0", account=ADMIN)
+    assert zero.exit_code == 2
+    assert "--uncapped" in zero.stderr
+
+
 def test_deploy_wrote_the_manifest_and_refuses_to_overwrite_it(cli: Cli) -> None:
     manifest = json.loads((cli.root / "deployments" / "31337.json").read_text())
     assert manifest["chainId"] == 31337
     assert manifest["deployer"] == ADDR[ADMIN]
 
-    again = cli.run("deploy", account=ADMIN)
+    again = cli.run("deploy", "--uncapped", account=ADMIN)
 
     assert again.exit_code == 1
     assert "already exists" in again.stderr
