@@ -511,7 +511,7 @@ class Patient(_Actor):
     def claim(self, study_id: int, *, patient: str | None = None) -> TxResult:
         return self.mr.escrow.claim(study_id, patient=patient, signer=self.signer)
 
-    # ------------------------------------------------------------ issue 15: claims to another recipient
+    # ---------------------------------------------- issue 15: claims to another recipient
 
     def claim_to(self, study_id: int, recipient: str) -> TxResult:
         """Claims this patient's reward for ``recipient`` (e.g. when the token blocks this

@@ -228,7 +228,7 @@ def test_transfer_gas_within_one_and_a_half_percent_of_plain_erc20(
     assert abs(ours - plain) <= plain * 15 // 1000, (ours, plain)
 
 
-# ---------------------------------------------------------------- default-admin rules (issue 15, finding 6)
+# ---------------------------------------------------- default-admin rules (issue 15, finding 6)
 # OpenZeppelin's AccessControlDefaultAdminRules: one admin, handed over in two steps with a delay.
 
 DELAY = 2 * 86_400
