@@ -559,7 +559,7 @@ def test_study_reject_claim_and_reclaim_after_the_review(cli: Cli) -> None:
             "--purposes", "clintrch", "--no-expiry", account=patient,
         )  # fmt: skip
         cli.ok("study", "enroll", study_id, account=patient)
-    cli.ok("study", "reject", study_id, ADDR[PATIENT2], "--reason", "4", account=RESEARCHER)
+    cli.ok("study", "reject", study_id, ADDR[PATIENT2], "--reason", "1", account=RESEARCHER)
     early = cli.run("study", "claim", study_id, account=PATIENT3)
     assert early.exit_code == 1
     assert "wait until the review period ends" in early.stderr
