@@ -34,9 +34,13 @@ import {ConsentQuery} from "./utils/ConsentQuery.sol";
  *   {getStudy}/{heldOf} revert while one runs, so a token callback cannot observe the
  *   per-batch accounting before it is written (read-only reentrancy).
  * - Consent is asked of the immutable ConsentRegistry at enrollment and again at every payout
- *   ({pay} and a {claim} of a pending enrollment); a patient who no longer consents is never paid.
- *   {pay} asks once for its whole batch, before its first transfer, so the answer is the consent
- *   as it stands in the block (a token callback during the batch cannot change who is paid).
+ *   ({pay} and a {claim} of a pending enrollment) under the payout rule of {IStudyEscrow}: a
+ *   patient who revoked or narrowed the consent is never paid, and one who did not is always
+ *   paid or can claim, whenever the researcher acts (an expiry never forfeits). {pay} asks once
+ *   for its whole batch, before its first transfer, so the answer is the consent as it stands
+ *   in the block (a token callback during the batch cannot change who is paid); only for a
+ *   patient the batch answer refuses does it read the stored terms ({IConsentRegistry-consentOf}),
+ *   so the common path costs nothing more.
  *
  * Storage: a study is five slots (see {IStudyEscrow-Study}); an enrollment is a seat number
  * (one slot per patient and study, written once) plus a 4-bit status in a per-study bitmap, 64
@@ -96,7 +100,24 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
     uint256 private constant _PAY_FAILED_TOPIC = 0x120;
     uint256 private constant _PAY_FORFEITED = 0x140;
     uint256 private constant _PAY_BITMAP = 0x160;
-    uint256 private constant _PAY_LOG = 0x180;
+    uint256 private constant _PAY_REGISTRY = 0x180;
+    uint256 private constant _PAY_RESEARCHER = 0x1a0;
+    uint256 private constant _PAY_CATEGORIES = 0x1c0;
+    uint256 private constant _PAY_PURPOSES = 0x1e0;
+    uint256 private constant _PAY_CONSENT_OF = 0x200; // the consentOf selector, in the first 4 bytes
+    uint256 private constant _PAY_TERMS = 0x220; // consentOf's call and its 5-word answer
+    uint256 private constant _PAY_LOG = 0x2c0;
+
+    /// @dev {EnrollmentStatus} values as {pay}'s assembly writes them (the enum's order).
+    uint256 private constant _PENDING = 1; // EnrollmentStatus.Pending
+    uint256 private constant _PAID = 2; // EnrollmentStatus.Paid
+    uint256 private constant _OWED = 3; // EnrollmentStatus.Owed
+    uint256 private constant _FORFEITED = 6; // EnrollmentStatus.Forfeited
+
+    /// @dev {SkipReason} values as {pay}'s assembly logs them (the enum's order).
+    uint256 private constant _SKIP_NOT_ENROLLED = 0; // SkipReason.NotEnrolled
+    uint256 private constant _SKIP_NOT_PENDING = 1; // SkipReason.NotPending
+    uint256 private constant _SKIP_CONSENT_MISSING = 2; // SkipReason.ConsentMissing
 
     IConsentRegistry private immutable _consent;
     IERC20 private immutable _defaultToken;
@@ -210,106 +231,141 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
 
     /// @inheritdoc IStudyEscrow
     function claim(uint256 studyId) external nonReentrant {
-        _claim(studyId, msg.sender);
+        _claim(studyId, msg.sender, msg.sender);
     }
 
     /// @inheritdoc IStudyEscrow
     function claimFor(uint256 studyId, address patient) external nonReentrant {
         _checkActor(patient);
-        _claim(studyId, patient);
+        _claim(studyId, patient, patient);
+    }
+
+    /// @inheritdoc IStudyEscrow
+    function claimTo(uint256 studyId, address recipient) external nonReentrant {
+        if (recipient == address(0) || recipient == address(this)) revert StudyEscrowInvalidRecipient(recipient);
+        _claim(studyId, msg.sender, recipient);
     }
 
     // ------------------------------------------------------------------ researchers
 
     /// @inheritdoc IStudyEscrow
     function pay(uint256 studyId, address[] calldata patients) external nonReentrant {
+        Study storage s = _study(studyId);
+        if (msg.sender != s.researcher) revert StudyEscrowNotResearcher(studyId, msg.sender);
         uint256 size = patients.length;
-        // The loop's working memory (offsets _PAY_*), allocated with room for the event's data.
-        uint256 frame;
-        {
-            Study storage s = _study(studyId);
-            address researcher = s.researcher;
-            if (msg.sender != researcher) revert StudyEscrowNotResearcher(studyId, msg.sender);
-            if (size == 0 || size > MAX_BATCH) revert StudyEscrowInvalidBatchSize(size, MAX_BATCH);
+        if (size == 0 || size > MAX_BATCH) revert StudyEscrowInvalidBatchSize(size, MAX_BATCH);
+        uint256 bitmap = _payConsentQuery(s, patients);
+        uint256 frame = _payFrame(studyId, s, bitmap, size);
+        if (_payLoop(studyId, patients, frame)) revert StudyEscrowInsufficientGas();
+        _paySettle(studyId, s, frame);
+    }
 
-            // Consent for the whole batch in one question, asked before any transfer: bit i % 256
-            // of bitmap word i / 256 is isPermittedAll(patients[i], researcher, categories,
-            // purpose, READ) at this block. Called by hand: the compiler's encoder copied the
-            // patients one by one (about 130 gas each) where calldatacopy does it at once.
-            IConsentRegistry consent = _consent;
-            bytes4 consentSelector = IConsentRegistry.permittedAllBitmap.selector;
-            uint64 categories = s.categories;
-            uint32 purposes = uint32(1) << s.purpose;
-            uint256 bitmap;
-            assembly ("memory-safe") {
-                let words := shr(8, add(size, 255))
-                let ptr := mload(0x40)
-                mstore(ptr, consentSelector)
-                mstore(add(ptr, 0x04), 0xa0) // offset of the patients array
-                mstore(add(ptr, 0x24), researcher)
-                mstore(add(ptr, 0x44), categories)
-                mstore(add(ptr, 0x64), purposes)
-                mstore(add(ptr, 0x84), _READ)
-                mstore(add(ptr, 0xa4), size)
-                calldatacopy(add(ptr, 0xc4), patients.offset, shl(5, size))
-                if iszero(staticcall(gas(), consent, ptr, add(0xc4, shl(5, size)), 0x00, 0x00)) {
-                    returndatacopy(ptr, 0x00, returndatasize())
-                    revert(ptr, returndatasize())
-                }
-                // Exactly abi.encode(uint256[words]): offset 0x20, length, the words. Anything
-                // else reverts (never the case with the ConsentRegistry).
-                if iszero(eq(returndatasize(), add(0x40, shl(5, words)))) { revert(0x00, 0x00) }
+    /**
+     * @dev {pay}, part 1, the consent query: the whole batch in one question, asked before any
+     * transfer. Returns a memory pointer to the bitmap: bit i % 256 of word i / 256 is
+     * isPermittedAll(patients[i], researcher, categories, purpose, READ) at this block. Called by
+     * hand: the compiler's encoder copied the patients one by one (about 130 gas each) where
+     * calldatacopy does it at once.
+     */
+    function _payConsentQuery(Study storage s, address[] calldata patients) private view returns (uint256 bitmap) {
+        IConsentRegistry consent = _consent;
+        bytes4 consentSelector = IConsentRegistry.permittedAllBitmap.selector;
+        address researcher = s.researcher;
+        uint64 categories = s.categories;
+        uint32 purposes = uint32(1) << s.purpose;
+        assembly ("memory-safe") {
+            let size := patients.length
+            let words := shr(8, add(size, 255))
+            let ptr := mload(0x40)
+            mstore(ptr, consentSelector)
+            mstore(add(ptr, 0x04), 0xa0) // offset of the patients array
+            mstore(add(ptr, 0x24), researcher)
+            mstore(add(ptr, 0x44), categories)
+            mstore(add(ptr, 0x64), purposes)
+            mstore(add(ptr, 0x84), _READ)
+            mstore(add(ptr, 0xa4), size)
+            calldatacopy(add(ptr, 0xc4), patients.offset, shl(5, size))
+            if iszero(staticcall(gas(), consent, ptr, add(0xc4, shl(5, size)), 0x00, 0x00)) {
                 returndatacopy(ptr, 0x00, returndatasize())
-                if iszero(and(eq(mload(ptr), 0x20), eq(mload(add(ptr, 0x20)), words))) { revert(0x00, 0x00) }
-                bitmap := add(ptr, 0x40)
-                mstore(0x40, add(bitmap, shl(5, words)))
+                revert(ptr, returndatasize())
             }
-
-            IERC20 token = s.token;
-            uint256 reward = s.reward;
-            mapping(address => uint256) storage seats = _seats[studyId];
-            mapping(uint256 => uint256) storage statuses = _statuses[studyId];
-            bytes4 transferSelector = IERC20.transfer.selector;
-            bytes32 skippedTopic = PaymentSkipped.selector;
-            bytes32 failedTopic = PaymentFailed.selector;
-            assembly ("memory-safe") {
-                frame := mload(0x40)
-                mstore(0x40, add(frame, add(_PAY_LOG, shl(5, add(size, 3)))))
-                mstore(add(frame, _PAY_SEATS_SLOT), seats.slot)
-                mstore(add(frame, _PAY_WORD_INDEX), not(0)) // no word loaded yet (seats are uint32)
-                mstore(add(frame, _PAY_STATUSES_SLOT), statuses.slot)
-                mstore(add(frame, _PAY_CALL), transferSelector)
-                mstore(add(frame, _PAY_AMOUNT), reward)
-                mstore(add(frame, _PAY_TOKEN), token)
-                mstore(add(frame, _PAY_SKIPPED_TOPIC), skippedTopic)
-                mstore(add(frame, _PAY_FAILED_TOPIC), failedTopic)
-                mstore(add(frame, _PAY_FORFEITED), 0)
-                mstore(add(frame, _PAY_BITMAP), bitmap)
-            }
+            // Exactly abi.encode(uint256[words]): offset 0x20, length, the words. Anything
+            // else reverts (never the case with the ConsentRegistry).
+            if iszero(eq(returndatasize(), add(0x40, shl(5, words)))) { revert(0x00, 0x00) }
+            returndatacopy(ptr, 0x00, returndatasize())
+            if iszero(and(eq(mload(ptr), 0x20), eq(mload(add(ptr, 0x20)), words))) { revert(0x00, 0x00) }
+            bitmap := add(ptr, 0x40)
+            mstore(0x40, add(bitmap, shl(5, words)))
         }
+    }
 
-        // The per-patient loop, in assembly: besides the token transfer and the two cold reads
-        // (the seat here, the consent in the registry) it is the whole cost of a payout, and the
-        // compiler's version spent some 750 gas a patient shuffling the stack and re-reading
-        // calldata. What the loop needs only on its rarer paths lives in `frame`. For patients[i]:
-        //   seat == 0             -> PaymentSkipped(NotEnrolled)
-        //   status != Pending     -> PaymentSkipped(NotPending)              (never paid twice)
-        //   consent bit clear     -> Forfeited; PaymentSkipped(ConsentMissing)
-        //   otherwise             -> Paid, written before the transfer; then
-        //                            token.transfer(patient, reward) with at most _PAYOUT_GAS,
-        //                            reading at most 32 bytes of return data:
-        //     succeeded           -> listed in PaymentsSent. Success as in SafeERC20's
-        //                            trySafeTransfer: the call did not revert and returned
-        //                            a 32-byte true, or nothing from an account with code
-        //                            (USDT-style tokens)
-        //     failed              -> Owed; PaymentFailed (or revert if our own gas ran short)
-        // The status word last used stays on the stack and is written through to storage at
-        // every change, so storage is current before each transfer; the patients of one 64-seat
-        // word read its slot once. Numbers: EnrollmentStatus Pending 1, Paid 2, Owed 3,
-        // Forfeited 6; SkipReason NotEnrolled 0, NotPending 1, ConsentMissing 2 (IStudyEscrow).
-        // Slither's incorrect-shift reads `shl(shift, 2)` (status 2 moved to its seat's bits, as
-        // meant: Yul's shl takes the shift first) as swapped operands: a false positive.
-        // slither-disable-start incorrect-shift
+    /// @dev {pay}'s working memory (offsets _PAY_*), allocated with room for the event's data.
+    function _payFrame(uint256 studyId, Study storage s, uint256 bitmap, uint256 size)
+        private
+        view
+        returns (uint256 frame)
+    {
+        IERC20 token = s.token;
+        uint256 reward = s.reward;
+        address registry = address(_consent);
+        address researcher = s.researcher;
+        uint256 categories = s.categories;
+        uint256 purposes = uint256(1) << s.purpose;
+        mapping(address => uint256) storage seats = _seats[studyId];
+        mapping(uint256 => uint256) storage statuses = _statuses[studyId];
+        bytes4 transferSelector = IERC20.transfer.selector;
+        bytes4 consentOfSelector = IConsentRegistry.consentOf.selector;
+        bytes32 skippedTopic = PaymentSkipped.selector;
+        bytes32 failedTopic = PaymentFailed.selector;
+        assembly ("memory-safe") {
+            frame := mload(0x40)
+            mstore(0x40, add(frame, add(_PAY_LOG, shl(5, add(size, 3)))))
+            mstore(add(frame, _PAY_SEATS_SLOT), seats.slot)
+            mstore(add(frame, _PAY_WORD_INDEX), not(0)) // no word loaded yet (seats are uint32)
+            mstore(add(frame, _PAY_STATUSES_SLOT), statuses.slot)
+            mstore(add(frame, _PAY_CALL), transferSelector)
+            mstore(add(frame, _PAY_AMOUNT), reward)
+            mstore(add(frame, _PAY_TOKEN), token)
+            mstore(add(frame, _PAY_SKIPPED_TOPIC), skippedTopic)
+            mstore(add(frame, _PAY_FAILED_TOPIC), failedTopic)
+            mstore(add(frame, _PAY_FORFEITED), 0)
+            mstore(add(frame, _PAY_BITMAP), bitmap)
+            mstore(add(frame, _PAY_REGISTRY), registry)
+            mstore(add(frame, _PAY_RESEARCHER), researcher)
+            mstore(add(frame, _PAY_CATEGORIES), categories)
+            mstore(add(frame, _PAY_PURPOSES), purposes)
+            mstore(add(frame, _PAY_CONSENT_OF), consentOfSelector)
+        }
+    }
+
+    /**
+     * @dev {pay}, part 2, the per-patient loop, in assembly: besides the token transfer and the
+     * two cold reads (the seat here, the consent in the registry) it is the whole cost of a
+     * payout, and the compiler's version spent some 750 gas a patient shuffling the stack and
+     * re-reading calldata. What the loop needs only on its rarer paths lives in `frame`. For
+     * patients[i]:
+     *   seat == 0             -> PaymentSkipped(NotEnrolled)
+     *   status != Pending     -> PaymentSkipped(NotPending)              (never paid twice)
+     *   consent bit clear     -> the stored terms are read (consentOf, expiry ignored, the
+     *                            rule of {IStudyEscrow-pay}); they no longer cover the study
+     *                            -> Forfeited; PaymentSkipped(ConsentMissing); else as below
+     *   otherwise             -> Paid, written before the transfer; then
+     *                            token.transfer(patient, reward) with at most _PAYOUT_GAS,
+     *                            reading at most 32 bytes of return data:
+     *     succeeded           -> listed in PaymentsSent. Success as in SafeERC20's
+     *                            trySafeTransfer: the call did not revert and returned
+     *                            a 32-byte true, or nothing from an account with code
+     *                            (USDT-style tokens)
+     *     failed              -> Owed; PaymentFailed (or `gasShort`, and {pay} reverts, if our
+     *                            own gas ran short)
+     * The status word last used stays on the stack and is written through to storage at every
+     * change, so storage is current before each transfer; the patients of one 64-seat word read
+     * its slot once.
+     */
+    function _payLoop(uint256 studyId, address[] calldata patients, uint256 frame) private returns (bool gasShort) {
+        // Slither's incorrect-shift reads `shl(shift, _PAID)` (a status moved to its seat's bits,
+        // as meant: Yul's shl takes the shift first) as swapped operands: a false positive.
+        // slither-disable-next-line incorrect-shift
         assembly ("memory-safe") {
             let token := mload(add(frame, _PAY_TOKEN))
             let bitmapWord := mload(add(frame, _PAY_BITMAP)) // the next bitmap word to read
@@ -317,9 +373,12 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
             let consentBits := 0
             let wordSlot := 0
             let word := 0
-            let end := add(patients.offset, shl(5, size))
+            let end := add(patients.offset, shl(5, patients.length))
             // p: patients[i] in calldata.
-            for { let p := patients.offset let i := 0 } lt(p, end) {
+            for {
+                let p := patients.offset
+                let i := 0
+            } lt(p, end) {
                 p := add(p, 0x20)
                 i := add(i, 1)
             } {
@@ -333,7 +392,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
                 mstore(add(frame, _PAY_PATIENT), patient)
                 let seat := sload(keccak256(add(frame, _PAY_PATIENT), 0x40))
                 if iszero(seat) {
-                    mstore(0x00, 0)
+                    mstore(0x00, _SKIP_NOT_ENROLLED)
                     log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
                     continue
                 }
@@ -342,23 +401,42 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
                     wordSlot := keccak256(add(frame, _PAY_WORD_INDEX), 0x40)
                     word := sload(wordSlot)
                 }
-                let shift := shl(2, and(seat, _SEAT_IN_WORD_MASK)) // * _STATUS_BITS (4)
-                if iszero(eq(and(shr(shift, word), _STATUS_MASK), 1)) {
-                    mstore(0x00, 1)
+                let shift := mul(and(seat, _SEAT_IN_WORD_MASK), _STATUS_BITS)
+                if iszero(eq(and(shr(shift, word), _STATUS_MASK), _PENDING)) {
+                    mstore(0x00, _SKIP_NOT_PENDING)
                     log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
                     continue
                 }
                 let cleared := and(word, not(shl(shift, _STATUS_MASK)))
                 if iszero(and(shr(and(i, 255), consentBits), 1)) {
-                    word := or(cleared, shl(shift, 6))
-                    sstore(wordSlot, word)
-                    mstore(add(frame, _PAY_FORFEITED), add(mload(add(frame, _PAY_FORFEITED)), 1))
-                    mstore(0x00, 2)
-                    log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
-                    continue
+                    // Not permitted at this block: forfeited only if the stored terms no longer
+                    // cover the study (a revoke or a narrowing grant); an expiry alone does not.
+                    let q := add(frame, _PAY_TERMS)
+                    mstore(q, mload(add(frame, _PAY_CONSENT_OF)))
+                    mstore(add(q, 0x04), patient)
+                    mstore(add(q, 0x24), mload(add(frame, _PAY_RESEARCHER)))
+                    let covered := 0
+                    if staticcall(gas(), mload(add(frame, _PAY_REGISTRY)), q, 0x44, q, 0xa0) {
+                        if eq(returndatasize(), 0xa0) {
+                            let c := mload(add(frame, _PAY_CATEGORIES))
+                            let u := mload(add(frame, _PAY_PURPOSES))
+                            covered := and(
+                                and(eq(and(mload(q), c), c), eq(and(mload(add(q, 0x20)), u), u)),
+                                eq(and(mload(add(q, 0x40)), _READ), _READ)
+                            )
+                        }
+                    }
+                    if iszero(covered) {
+                        word := or(cleared, shl(shift, _FORFEITED))
+                        sstore(wordSlot, word)
+                        mstore(add(frame, _PAY_FORFEITED), add(mload(add(frame, _PAY_FORFEITED)), 1))
+                        mstore(0x00, _SKIP_CONSENT_MISSING)
+                        log3(0x00, 0x20, mload(add(frame, _PAY_SKIPPED_TOPIC)), studyId, patient)
+                        continue
+                    }
                 }
                 // Effects before the interaction: the enrollment is settled before the tokens move.
-                word := or(cleared, shl(shift, 2))
+                word := or(cleared, shl(shift, _PAID))
                 sstore(wordSlot, word)
                 mstore(add(frame, _PAY_TO), patient)
                 let success := call(_PAYOUT_GAS, token, 0, add(frame, _PAY_CALL), 0x44, 0x00, 0x20)
@@ -374,11 +452,11 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
                 }
                 // Less than 1/63 of the allowance left: the failure may be our own gas limit's.
                 if lt(gas(), div(_PAYOUT_GAS, 63)) {
-                    mstore(0x00, shl(224, 0xda598276)) // StudyEscrowInsufficientGas()
-                    revert(0x00, 0x04)
+                    gasShort := 1
+                    break
                 }
                 // The reward stays reserved; the patient pulls it with claim().
-                word := or(cleared, shl(shift, 3))
+                word := or(cleared, shl(shift, _OWED))
                 sstore(wordSlot, word)
                 mstore(0x00, mload(add(frame, _PAY_AMOUNT)))
                 log3(0x00, 0x20, mload(add(frame, _PAY_FAILED_TOPIC)), studyId, patient)
@@ -386,9 +464,10 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
             // The paid count, in the event data's length word.
             mstore(add(frame, add(_PAY_LOG, 0x40)), shr(5, sub(paidEnd, add(frame, add(_PAY_LOG, 0x60)))))
         }
-        // slither-disable-end incorrect-shift
+    }
 
-        Study storage study = _studies[studyId];
+    /// @dev {pay}, part 3, the settlement: PaymentsSent for the paid, then the study's totals.
+    function _paySettle(uint256 studyId, Study storage study, uint256 frame) private {
         uint256 paid;
         uint256 forfeited;
         assembly ("memory-safe") {
@@ -428,6 +507,7 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         if (msg.sender != s.researcher) revert StudyEscrowNotResearcher(studyId, msg.sender);
         uint256 reviewEnd = _reviewEnd(s);
         if (block.timestamp >= reviewEnd) revert StudyEscrowReviewOver(studyId, reviewEnd);
+        if (reason > uint8(type(RejectReason).max)) revert StudyEscrowInvalidReason(reason);
         _settle(studyId, patient, EnrollmentStatus.Pending, EnrollmentStatus.Rejected);
         uint128 reward = s.reward;
         // The enrollment reserved `reward` and counted one participant.
@@ -550,14 +630,14 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
         emit PatientEnrolled(studyId, patient, msg.sender, seat);
     }
 
-    function _claim(uint256 studyId, address patient) private {
+    function _claim(uint256 studyId, address patient, address recipient) private {
         Study storage s = _study(studyId);
         (EnrollmentStatus status, uint256 wordIndex, uint256 shift) = _statusOf(studyId, patient);
         uint128 reward = s.reward;
         if (status == EnrollmentStatus.Pending) {
             uint256 reviewEnd = _reviewEnd(s);
             if (block.timestamp < reviewEnd) revert StudyEscrowReviewNotOver(studyId, reviewEnd);
-            if (!_consent.permitsAll(patient, s.researcher, s.categories, uint32(1) << s.purpose, _READ)) {
+            if (!_consent.termsCover(patient, s.researcher, s.categories, uint32(1) << s.purpose, _READ)) {
                 revert StudyEscrowConsentMissing(studyId, patient);
             }
         } else if (status != EnrollmentStatus.Owed) {
@@ -571,8 +651,8 @@ contract StudyEscrow is IStudyEscrow, ReentrancyGuardTransient {
             s.reserved -= reward;
             _held[token] -= reward;
         }
-        emit RewardClaimed(studyId, patient, msg.sender, reward);
-        token.safeTransfer(patient, reward);
+        emit RewardClaimed(studyId, patient, msg.sender, reward, recipient);
+        token.safeTransfer(recipient, reward);
     }
 
     /// @dev Moves `patient`'s enrollment from `expected` to `next`, or reverts with its current status.

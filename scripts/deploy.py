@@ -1,7 +1,10 @@
 """Deploy the MedRecord contracts and write the deployment manifest.
 
-    ape run deploy --network ethereum:local:foundry --account TEST::0
-    ape run deploy --network ethereum:sepolia:alchemy --account my-deployer --token-cap 0
+    ape run deploy --network ethereum:local:foundry --account TEST::0 --uncapped
+    ape run deploy --network ethereum:sepolia:alchemy --account my-deployer --token-cap 1000000
+
+The reward token's supply cap is asked for explicitly: ``--token-cap N`` (whole tokens, 18
+decimals) or ``--uncapped``; the cap is immutable, so there is no default to forget.
 
 The order and constructor arguments come from ``medrecord_sdk.chain.DEPLOY_PLAN``, the same plan
 the SDK's embedded chain uses; the manifest (format ``medrecord-deployment/1``, documented in
@@ -27,7 +30,13 @@ from medrecord_sdk.chain import (
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option()
-@click.option("--token-cap", default=0, show_default=True, help="Token supply cap; 0 for none.")
+@click.option(
+    "--token-cap",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Supply cap of the reward token, in whole tokens (18 decimals); fixed for ever.",
+)
+@click.option("--uncapped", is_flag=True, help="Deploy the reward token with no supply cap.")
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -35,9 +44,12 @@ from medrecord_sdk.chain import (
     show_default=True,
     help="Where the manifest is written.",
 )
-def cli(provider, account, token_cap, out_dir):
+def cli(provider, account, token_cap, uncapped, out_dir):
     """Deploy every MedRecord contract and write the manifest."""
-    context = DeployContext(deployer=str(account.address), addresses={}, token_cap=token_cap)
+    if (token_cap is None) == (not uncapped):
+        raise click.UsageError("give the reward token's supply cap: --token-cap N or --uncapped")
+    cap = 0 if uncapped else token_cap * 10**18
+    context = DeployContext(deployer=str(account.address), addresses={}, token_cap=cap)
     deployed: dict[str, ContractDeployment] = {}
     for step in DEPLOY_PLAN:
         args = list(step.args(context))

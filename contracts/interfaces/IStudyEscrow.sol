@@ -18,13 +18,27 @@ import {IConsentRegistry} from "./IConsentRegistry.sol";
  *    consent to the researcher covering every category of the study, for its purpose, with READ,
  *    {enroll}s: one reward moves from unallocated to *reserved* for that patient.
  * 3. Any time, the researcher {pay}s pending enrollments in batches of at most {MAX_BATCH}.
- *    Consent is checked again for each patient: a patient whose consent no longer covers the
- *    study (revoked, narrowed or expired) is not paid, the enrollment is *forfeited* and its
- *    reward returns to unallocated. Until `enrollmentDeadline + reviewPeriod` the researcher
- *    may instead {reject} a pending enrollment with a reason code, which also releases it.
+ *    Consent is checked again for each patient, under the *payout rule* below: a patient who
+ *    withdrew is not paid, the enrollment is *forfeited* and its reward returns to
+ *    unallocated. Until `enrollmentDeadline + reviewPeriod` the researcher may instead
+ *    {reject} a pending enrollment with a reason code, which also releases it.
  * 4. From `enrollmentDeadline + reviewPeriod` on, a patient whose enrollment is still pending
- *    {claim}s the reward (consent must still hold, as at any payout), and the researcher
- *    {reclaim}s the unallocated remainder; reserved rewards stay for their patients.
+ *    {claim}s the reward (under the same payout rule), and the researcher {reclaim}s the
+ *    unallocated remainder; reserved rewards stay for their patients.
+ *
+ * Payout rule: an enrollment is forfeited (by {pay}) or its claim refused only when the
+ * patient's stored consent to the researcher no longer covers the study's categories, its
+ * purpose and READ, whatever the consent's expiry ({IConsentRegistry-consentOf}). That stored
+ * state changes only by an act of the patient (directly, by signature or through a guardian):
+ * a revoke, or a grant that narrows it. An expiry alone never forfeits: it ends the
+ * researcher's access to the data, not the patient's reward for data shared while it held.
+ * So a patient whose consent covered the study at enrollment and who did not change it is
+ * always paid by {pay} or can {claim}, whenever the researcher acts; the researcher's timing
+ * decides nothing (an outside review found that it did when expiry forfeited). To withdraw
+ * from a study, a patient revokes or narrows the consent. The researcher's one way not to pay
+ * stays an explicit {reject} during the review period. Keep in mind that the registry holds one
+ * consent per (patient, researcher): a later grant to the same researcher replaces the masks,
+ * so it must still include the study's categories and purpose, or it counts as a narrowing.
  *
  * Invariant (between transactions, for every token): `token.balanceOf(escrow)` equals
  * {heldOf}(token), the sum over that token's studies of reserved plus unallocated, as long as
@@ -45,14 +59,28 @@ interface IStudyEscrow {
         Owed, // approved by {pay} but the transfer failed: reserved, the patient {claim}s it
         Claimed, // paid to the patient by {claim} (after the review period, or after a failed payment)
         Rejected, // rejected by the researcher, reward released
-        Forfeited // consent no longer covered the study at payment, reward released
+        Forfeited // the patient's consent no longer covered the study at payment (payout rule), reward released
     }
 
     /// @notice Why {pay} passed over a patient; see {PaymentSkipped}.
     enum SkipReason {
         NotEnrolled, // the address never enrolled in the study
         NotPending, // already paid, owed, claimed, rejected or forfeited: nothing to do (retries are safe)
-        ConsentMissing // consent no longer covers the study: the enrollment is forfeited
+        ConsentMissing // the patient changed the consent so that it no longer covers the study (payout rule): forfeited
+    }
+
+    /**
+     * @notice Why the researcher {reject}ed an enrollment: a fixed, public vocabulary about the
+     * data handed over, never about the person. A study-defined code could have encoded an
+     * exclusion criterion (health information) next to the patient's address in a public event;
+     * anything else goes to the patient off chain. The rejection itself stays public (see
+     * docs/SECURITY.md).
+     */
+    enum RejectReason {
+        Unspecified, // no reason given on chain (also the code for any eligibility decision)
+        IncompleteData, // the shared records lack what the study's protocol needs
+        UnreadableData, // the shared records could not be verified or decrypted
+        Duplicate // the same person is enrolled from another address
     }
 
     /// @notice A study as returned by {getStudy}. Amounts are in `token` units.
@@ -117,11 +145,16 @@ interface IStudyEscrow {
      */
     event PaymentSkipped(uint256 indexed studyId, address indexed patient, SkipReason reason);
 
-    /// @notice The researcher rejected `patient`'s enrollment with `reason` (a study-defined code); its reward was released.
+    /// @notice The researcher rejected `patient`'s enrollment with `reason` (a {RejectReason}); its reward was released.
     event EnrollmentRejected(uint256 indexed studyId, address indexed patient, uint8 reason);
 
-    /// @notice `actor` (the patient or a guardian) claimed `amount` for `patient`, paid to the patient.
-    event RewardClaimed(uint256 indexed studyId, address indexed patient, address indexed actor, uint256 amount);
+    /**
+     * @notice `actor` (the patient or a guardian) claimed `amount` for `patient`, paid to
+     * `recipient`: the patient, or whom the patient named with {claimTo}.
+     */
+    event RewardClaimed(
+        uint256 indexed studyId, address indexed patient, address indexed actor, uint256 amount, address recipient
+    );
 
     /// @notice The researcher took back `amount`, the whole unallocated remainder.
     event StudyReclaimed(uint256 indexed studyId, address indexed researcher, uint256 amount);
@@ -203,6 +236,12 @@ interface IStudyEscrow {
     /// @notice The study has no unallocated funds left.
     error StudyEscrowNothingToReclaim(uint256 studyId);
 
+    /// @notice `reason` is not a {RejectReason}.
+    error StudyEscrowInvalidReason(uint8 reason);
+
+    /// @notice A reward cannot be sent to the zero address or to the escrow itself.
+    error StudyEscrowInvalidRecipient(address recipient);
+
     // ------------------------------------------------------------------ studies
 
     /**
@@ -245,8 +284,7 @@ interface IStudyEscrow {
      * anyone who copied the permit from the mempool and submitted it first has set that allowance,
      * so front-running cannot make the funding fail (the pattern ERC-2612 and OpenZeppelin document).
      */
-    function fundWithPermit(uint256 studyId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
-        external;
+    function fundWithPermit(uint256 studyId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
 
     // ------------------------------------------------------------------ patients
 
@@ -263,7 +301,8 @@ interface IStudyEscrow {
 
     /**
      * @notice Pays the caller's reward: a pending enrollment once the review period is over
-     * (consent must still cover the study, as at any payout), or an owed one at any time.
+     * (under the payout rule: refused only if the patient revoked or narrowed the consent;
+     * an expired one does not stop it), or an owed one at any time.
      * @dev The tokens go to the patient. Emits {RewardClaimed}.
      */
     function claim(uint256 studyId) external;
@@ -271,10 +310,20 @@ interface IStudyEscrow {
     /// @notice Like {claim}, for `patient` by a guardian (or the patient); the tokens still go to the patient.
     function claimFor(uint256 studyId, address patient) external;
 
+    /**
+     * @notice Like {claim}, paid to `recipient` instead of the caller: the way out for a patient
+     * whose own address the token refuses (a blocklist), whose reward would otherwise stay
+     * owed for ever.
+     * @dev Only the patient: a guardian cannot redirect the patient's money (it can only
+     * {claimFor}, to the patient). Same states and rules as {claim}. Emits {RewardClaimed}.
+     */
+    function claimTo(uint256 studyId, address recipient) external;
+
     // ------------------------------------------------------------------ researchers
 
     /**
-     * @notice Pays each listed patient whose enrollment is pending and whose consent still covers the study.
+     * @notice Pays each listed patient whose enrollment is pending and whose consent still covers the study
+     * under the payout rule (see the contract's notice): only a revoke or a narrowing grant forfeits, an expiry never.
      * @dev Only the researcher; 1 to {MAX_BATCH} patients; allowed at any time, also after the review period.
      * For each patient exactly one of: {PaymentsSent} (paid; one event for the batch), {PaymentFailed} (the transfer
      * failed: the reward stays reserved and becomes claimable, so one failing recipient cannot
@@ -284,9 +333,10 @@ interface IStudyEscrow {
     function pay(uint256 studyId, address[] calldata patients) external;
 
     /**
-     * @notice Rejects `patient`'s pending enrollment with a study-defined `reason` code and
+     * @notice Rejects `patient`'s pending enrollment with a `reason` from {RejectReason} and
      * releases its reward to the unallocated funds and its seat.
-     * @dev Only the researcher, before `enrollmentDeadline + reviewPeriod`. Emits {EnrollmentRejected}.
+     * @dev Only the researcher, before `enrollmentDeadline + reviewPeriod`; another code reverts
+     * {StudyEscrowInvalidReason}. Emits {EnrollmentRejected}.
      */
     function reject(uint256 studyId, address patient, uint8 reason) external;
 

@@ -190,19 +190,30 @@ def keys_register(state: CliState) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest for this chain.")
 @click.option(
     "--token-cap",
-    default="0",
-    show_default=True,
-    help="Supply cap of the reward token in whole tokens (18 decimals); 0 means uncapped.",
+    default=None,
+    help="Supply cap of the reward token in whole tokens (18 decimals); fixed for ever.",
 )
+@click.option("--uncapped", is_flag=True, help="Deploy the reward token with no supply cap.")
 @pass_state
-def deploy(state: CliState, force: bool, token_cap: str) -> None:
+def deploy(state: CliState, force: bool, token_cap: str | None, uncapped: bool) -> None:
     """Deploy all four contracts to --rpc and write the deployment manifest.
 
     The manifest goes to --manifest if given, else <deployments-dir>/<chain id>.json, where
     every other command finds it. An existing manifest is kept unless --force: it is the only
-    record of where an earlier deployment's data lives.
+    record of where an earlier deployment's data lives. The token's cap is immutable, so it
+    is asked for explicitly: --token-cap N or --uncapped.
     """
-    cap = parse_amount(token_cap, 18)
+    if (token_cap is None) == (not uncapped):
+        raise click.UsageError(
+            "give the reward token's supply cap: --token-cap N (whole tokens) or --uncapped"
+        )
+    cap = 0
+    if token_cap is not None:
+        cap = parse_amount(token_cap, 18)
+        if cap == 0:
+            raise click.BadParameter(
+                "a cap of zero would be no cap; pass --uncapped for that", param_hint="--token-cap"
+            )
     w3 = state.web3()
     chain_id = int(w3.eth.chain_id)
     s = state.settings

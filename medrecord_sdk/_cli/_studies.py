@@ -217,7 +217,13 @@ def study_pay(state: CliState, study_id: int, patients: tuple[str, ...]) -> None
 @study.command("reject")
 @click.argument("study_id", type=int)
 @click.argument("patient", type=ADDRESS)
-@click.option("--reason", type=click.IntRange(0, 255), required=True, help="Reason code (0-255).")
+@click.option(
+    "--reason",
+    type=click.IntRange(0, 3),
+    default=0,
+    show_default=True,
+    help="Public reason code: 0 unspecified, 1 incomplete data, 2 unreadable data, 3 duplicate.",
+)
 @pass_state
 def study_reject(state: CliState, study_id: int, patient: str, reason: int) -> None:
     """Reject a patient's enrollment.

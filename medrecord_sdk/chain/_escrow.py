@@ -12,7 +12,7 @@ from ._base import ContractWrapper
 from ._token import PermitSignature
 from ._tx import Signer, TxResult
 
-__all__ = ["EnrollmentStatus", "Study", "StudyEscrow"]
+__all__ = ["EnrollmentStatus", "RejectReason", "Study", "StudyEscrow"]
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -27,6 +27,19 @@ class EnrollmentStatus(IntEnum):
     CLAIMED = 4
     REJECTED = 5
     FORFEITED = 6
+
+
+class RejectReason(IntEnum):
+    """Why a researcher rejected an enrollment: the contract's fixed, public vocabulary.
+
+    It is about the data handed over, never about the person (a study-defined code could
+    encode an exclusion criterion next to the patient's address); say more off chain.
+    """
+
+    UNSPECIFIED = 0
+    INCOMPLETE_DATA = 1
+    UNREADABLE_DATA = 2
+    DUPLICATE = 3
 
 
 @dataclass(frozen=True)
@@ -149,9 +162,22 @@ class StudyEscrow(ContractWrapper):
         return self._send("pay", study_id, list(patients), signer=signer)
 
     def reject(
-        self, study_id: int, patient: str, reason: int, *, signer: Signer | None = None
+        self,
+        study_id: int,
+        patient: str,
+        reason: RejectReason | int = RejectReason.UNSPECIFIED,
+        *,
+        signer: Signer | None = None,
     ) -> TxResult:
-        return self._send("reject", study_id, patient, int(reason), signer=signer)
+        """Rejects a pending enrollment; ``reason`` must be a :class:`RejectReason`."""
+        try:
+            code = RejectReason(int(reason))
+        except ValueError:
+            raise ValueError(
+                f"reject reason {reason} is not one of {[r.name for r in RejectReason]}; "
+                "anything more goes to the patient off chain"
+            ) from None
+        return self._send("reject", study_id, patient, int(code), signer=signer)
 
     def reclaim(self, study_id: int, *, signer: Signer | None = None) -> TxResult:
         return self._send("reclaim", study_id, signer=signer)
@@ -172,3 +198,11 @@ class StudyEscrow(ContractWrapper):
         if patient is None:
             return self._send("claim", study_id, signer=signer)
         return self._send("claimFor", study_id, patient, signer=signer)
+
+    def claim_to(self, study_id: int, recipient: str, *, signer: Signer | None = None) -> TxResult:
+        """Claims the signer's own reward (owed, or pending after the review) for ``recipient``.
+
+        The way out when the token refuses the patient's own address; only the patient may
+        name a recipient (a guardian's :meth:`claim` always pays the patient).
+        """
+        return self._send("claimTo", study_id, recipient, signer=signer)

@@ -113,3 +113,32 @@ class DataShareToken(ContractWrapper):
             permit.s,
             signer=signer,
         )
+
+    # ------------------------------------------------------------ admin (default-admin rules)
+
+    def default_admin(self) -> str:
+        """The one DEFAULT_ADMIN_ROLE holder (OpenZeppelin AccessControlDefaultAdminRules)."""
+        return str(self._call("defaultAdmin"))
+
+    def default_admin_delay(self) -> int:
+        """Seconds between starting an admin transfer and the new admin accepting it."""
+        return int(self._call("defaultAdminDelay"))
+
+    def pending_default_admin(self) -> tuple[str, int]:
+        """The admin a transfer names and the time from which it may accept (zeros: none)."""
+        new_admin, schedule = self._call("pendingDefaultAdmin")
+        return str(new_admin), int(schedule)
+
+    def begin_default_admin_transfer(
+        self, new_admin: str, *, signer: Signer | None = None
+    ) -> TxResult:
+        """Step one, by the admin: names ``new_admin``, who may accept after the delay."""
+        return self._send("beginDefaultAdminTransfer", new_admin, signer=signer)
+
+    def accept_default_admin_transfer(self, *, signer: Signer | None = None) -> TxResult:
+        """Step two, by the named admin, once the delay has passed."""
+        return self._send("acceptDefaultAdminTransfer", signer=signer)
+
+    def cancel_default_admin_transfer(self, *, signer: Signer | None = None) -> TxResult:
+        """By the admin: drops a transfer not yet accepted."""
+        return self._send("cancelDefaultAdminTransfer", signer=signer)

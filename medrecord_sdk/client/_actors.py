@@ -595,6 +595,13 @@ class Patient(_Actor):
             self.account, record_id, grantee, wrapped, self.mr.now() + valid_for
         )
 
+    # ---------------------------------------------- issue 15: claims to another recipient
+
+    def claim_to(self, study_id: int, recipient: str) -> TxResult:
+        """Claims this patient's reward for ``recipient`` (e.g. when the token blocks this
+        address); only the patient, never a guardian, may redirect it."""
+        return self.mr.escrow.claim_to(study_id, recipient, signer=self.signer)
+
 
 class Provider(_Actor):
     """A provider: writes records for patients who granted it WRITE, reads what is shared."""

@@ -53,7 +53,9 @@ contract StudyEscrowFuzzTest is Test {
         vm.prank(patient);
         consent.grant(RESEARCHER, categories, purposes, 1, uint40(T0 + 2 days));
         bool covers = categories & CATEGORIES == CATEGORIES && (purposes >> PURPOSE) & 1 == 1;
-        if (!covers) vm.expectRevert(abi.encodeWithSelector(IStudyEscrow.StudyEscrowConsentMissing.selector, id, patient));
+        if (!covers) {
+            vm.expectRevert(abi.encodeWithSelector(IStudyEscrow.StudyEscrowConsentMissing.selector, id, patient));
+        }
         vm.prank(patient);
         escrow.enroll(id);
     }
@@ -109,7 +111,7 @@ contract StudyEscrowInvariantTest is Test {
         mds.grantRole(mds.MINTER_ROLE(), address(handler));
         targetContract(address(handler));
         // The actions only: the handler's getters are no actions.
-        bytes4[] memory selectors = new bytes4[](12);
+        bytes4[] memory selectors = new bytes4[](13);
         selectors[0] = EscrowHandler.createStudy.selector;
         selectors[1] = EscrowHandler.fund.selector;
         selectors[2] = EscrowHandler.fundWithPermit.selector;
@@ -122,6 +124,7 @@ contract StudyEscrowInvariantTest is Test {
         selectors[9] = EscrowHandler.claim.selector;
         selectors[10] = EscrowHandler.setBlocked.selector;
         selectors[11] = EscrowHandler.warp.selector;
+        selectors[12] = EscrowHandler.narrow.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -194,6 +197,28 @@ contract StudyEscrowInvariantTest is Test {
         invariant_rulesNeverBroken();
     }
 
+    /// The payout rule through the handler: a consent that expires inside the review window,
+    /// unchanged, is paid late; a narrowed one is forfeited.
+    function test_handlerPayoutRule() public {
+        handler.createStudy(0, 0, 100, 4, 86_401, 5 days); // DataShareToken, two rewards
+        handler.enroll(0, 0, 0); // patient 0 consents for 15 days and enrolls
+        handler.enroll(0, 1, 0);
+        handler.narrow(1, 0, 20 days);
+        for (uint256 i; i < 8; ++i) {
+            handler.warp(3 days); // past the 15-day expiry, past the review end
+        }
+        handler.pay(0, 0x03, 1);
+        assertEq(
+            uint8(escrow.enrollmentOf(handler.studies(0), handler.patients(0))),
+            uint8(IStudyEscrow.EnrollmentStatus.Paid)
+        );
+        assertEq(
+            uint8(escrow.enrollmentOf(handler.studies(0), handler.patients(1))),
+            uint8(IStudyEscrow.EnrollmentStatus.Forfeited)
+        );
+        invariant_rulesNeverBroken();
+    }
+
     /// Shown with -vv: how deep the last run went.
     function afterInvariant() public view {
         console2.log("studies", handler.studyCount());
@@ -216,5 +241,6 @@ contract StudyEscrowInvariantTest is Test {
         assertEq(handler.illegalTransitions(), 0, "transition or amount");
         assertEq(handler.paidWithoutConsent(), 0, "paid without consent");
         assertEq(handler.doublePayments(), 0, "paid twice");
+        assertEq(handler.unchangedConsentNotPaid(), 0, "unchanged consent, not paid (payout rule)");
     }
 }

@@ -433,7 +433,7 @@ def test_pay_skips_addresses_that_never_enrolled(env, escrow, token, funded_stud
     assert token.balanceOf(stranger) == 0
 
 
-@pytest.mark.parametrize("how", ["revoked", "expired", "narrowed"])
+@pytest.mark.parametrize("how", ["revoked", "narrowed"])
 def test_payment_after_consent_lapsed_forfeits(
     env, escrow, consent, token, funded_study, patients, researcher, how
 ):
@@ -443,8 +443,6 @@ def test_payment_after_consent_lapsed_forfeits(
     env.enrolled(funded_study, kept)
     if how == "revoked":
         consent.revoke(researcher, sender=lapsed)
-    elif how == "expired":
-        travel(now() + 2 * DAY)
     else:
         env.grant(lapsed, categories=CONDITIONS)
     receipt = escrow.pay(funded_study, [lapsed, kept], sender=researcher)
@@ -460,6 +458,79 @@ def test_payment_after_consent_lapsed_forfeits(
     receipt = escrow.pay(funded_study, [lapsed], sender=researcher)
     assert receipt.decode_logs(escrow.PaymentSkipped)[0].reason == NOT_PENDING
     assert_solvent(token, escrow)
+
+
+# Finding 1 of issue 15 (the payout rule): the researcher's timing must not decide whether a
+# patient who consented at enrollment, and changed nothing since, is paid.
+
+
+def test_consent_expiring_inside_the_review_window_is_still_paid(
+    env, escrow, token, funded_study, patient, researcher
+):
+    """(a) Consent until a date inside the review window; the researcher pays after it."""
+    review_end = env.review_end(funded_study)
+    expiry = review_end - 3 * DAY
+    env.grant(patient, expiry=expiry)
+    escrow.enroll(funded_study, sender=patient)
+    travel(expiry + DAY)  # expired, review still running: the patient cannot claim yet
+    assert not env.consent.isPermittedAll(patient, researcher, CATEGORIES, 1 << HRESCH, READ)
+    receipt = escrow.pay(funded_study, [patient], sender=researcher)
+    assert receipt.decode_logs(escrow.PaymentSkipped) == []
+    assert list(receipt.decode_logs(escrow.PaymentsSent)[0].patients) == [patient.address]
+    assert escrow.enrollmentOf(funded_study, patient) == PAID
+    assert token.balanceOf(patient) == REWARD
+    assert escrow.getStudy(funded_study).reserved == 0
+    assert_solvent(token, escrow)
+
+
+def test_pay_cannot_front_run_a_renewal_into_a_forfeit(
+    env, escrow, consent, token, funded_study, patient, researcher
+):
+    """(b) A lapsed consent being renewed: a pay mined before the renewal still pays."""
+    env.grant(patient, expiry=now() + DAY)
+    escrow.enroll(funded_study, sender=patient)
+    travel(now() + 2 * DAY)  # lapsed; the patient's renewal is in the mempool
+    escrow.pay(funded_study, [patient], sender=researcher)  # mined first
+    env.grant(patient)  # the renewal lands after it
+    assert escrow.enrollmentOf(funded_study, patient) == PAID
+    assert token.balanceOf(patient) == REWARD
+    assert_solvent(token, escrow)
+
+
+def test_consent_for_the_study_period_can_be_claimed(env, escrow, token, funded_study, patient):
+    """(c) Expiry = deadline + review period: claims open exactly when it lapses."""
+    review_end = env.review_end(funded_study)
+    env.grant(patient, expiry=review_end)
+    escrow.enroll(funded_study, sender=patient)
+    travel(review_end)
+    receipt = escrow.claim(funded_study, sender=patient)
+    assert escrow.RewardClaimed(funded_study, patient, patient, REWARD, patient) in receipt.events
+    assert escrow.enrollmentOf(funded_study, patient) == CLAIMED
+    assert token.balanceOf(patient) == REWARD
+    assert_solvent(token, escrow)
+
+
+def test_a_narrowing_the_patient_undid_is_paid(
+    env, escrow, consent, token, funded_study, patient, researcher
+):
+    """Only the stored terms at payout count: narrowed, then widened again, then expired."""
+    env.grant(patient)
+    escrow.enroll(funded_study, sender=patient)
+    env.grant(patient, categories=CONDITIONS)
+    env.grant(patient, expiry=now() + DAY)
+    travel(now() + 2 * DAY)
+    escrow.pay(funded_study, [patient], sender=researcher)
+    assert escrow.enrollmentOf(funded_study, patient) == PAID
+
+
+def test_claim_refused_after_a_narrowing_even_once_expired(env, escrow, funded_study, patient):
+    """An expired consent that the patient had narrowed still forfeits: the change counts."""
+    env.grant(patient, expiry=now() + DAY)
+    escrow.enroll(funded_study, sender=patient)
+    env.grant(patient, categories=CONDITIONS, expiry=now() + DAY)
+    travel(env.review_end(funded_study))
+    with ape.reverts(escrow.StudyEscrowConsentMissing, studyId=funded_study, patient=patient):
+        escrow.claim(funded_study, sender=patient)
 
 
 def test_pay_batch_across_status_words_and_consent_words(
@@ -676,7 +747,7 @@ def test_claim_after_the_review_period(env, escrow, token, funded_study, patient
     env.enrolled(funded_study, patient)
     travel(env.review_end(funded_study))
     receipt = escrow.claim(funded_study, sender=patient)
-    assert escrow.RewardClaimed(funded_study, patient, patient, REWARD) in receipt.events
+    assert escrow.RewardClaimed(funded_study, patient, patient, REWARD, patient) in receipt.events
     assert token.balanceOf(patient) == REWARD
     assert escrow.enrollmentOf(funded_study, patient) == CLAIMED
     assert escrow.getStudy(funded_study).reserved == 0
@@ -696,7 +767,7 @@ def test_claim_for_by_a_guardian_pays_the_patient(
     with ape.reverts(escrow.StudyEscrowUnauthorized, caller=stranger, patient=patient):
         escrow.claimFor(funded_study, patient, sender=stranger)
     receipt = escrow.claimFor(funded_study, patient, sender=guardian)
-    assert escrow.RewardClaimed(funded_study, patient, guardian, REWARD) in receipt.events
+    assert escrow.RewardClaimed(funded_study, patient, guardian, REWARD, patient) in receipt.events
     assert token.balanceOf(patient) == REWARD
     assert token.balanceOf(guardian) == 0
 
@@ -794,3 +865,88 @@ def test_token_that_returns_no_bool(env, escrow, project, deployer, patients, re
     escrow.claim(study_id, sender=patients[2])
     assert usdt.balanceOf(patients[2]) == 10**6
     assert usdt.balanceOf(escrow) == escrow.heldOf(usdt) == 0
+
+
+# ---------------------------------------------------------------- claim to another recipient
+
+
+def test_claim_to_rescues_an_owed_reward_of_a_blocked_patient(
+    env, escrow, blocking, patients, researcher, stranger
+):
+    """Issue 15 finding 4: a recipient the token refuses for ever names another address."""
+    blocked, wallet = patients[0], patients[1]
+    study_id, _ = env.create(token=blocking)
+    env.fund(study_id, REWARD, token=blocking)
+    env.enrolled(study_id, blocked)
+    blocking.setMode(blocked, 1, sender=env.deployer)  # a blocklist: every transfer reverts
+    escrow.pay(study_id, [blocked], sender=researcher)
+    assert escrow.enrollmentOf(study_id, blocked) == OWED
+    with ape.reverts(blocking.BlockingTokenMockBlocked, to=blocked):
+        escrow.claim(study_id, sender=blocked)
+    # Nobody else can redirect it: a stranger has no enrollment, so nothing to claim.
+    with ape.reverts(
+        escrow.StudyEscrowInvalidStatus, studyId=study_id, patient=stranger, status=NONE
+    ):
+        escrow.claimTo(study_id, stranger, sender=stranger)
+    receipt = escrow.claimTo(study_id, wallet, sender=blocked)
+    assert receipt.decode_logs(escrow.RewardClaimed)[0].recipient == wallet
+    assert escrow.RewardClaimed(study_id, blocked, blocked, REWARD, wallet) in receipt.events
+    assert blocking.balanceOf(wallet) == REWARD
+    assert blocking.balanceOf(blocked) == 0
+    assert escrow.enrollmentOf(study_id, blocked) == CLAIMED
+    with ape.reverts(
+        escrow.StudyEscrowInvalidStatus, studyId=study_id, patient=blocked, status=CLAIMED
+    ):
+        escrow.claimTo(study_id, wallet, sender=blocked)
+    assert_solvent(blocking, escrow)
+
+
+def test_claim_to_a_pending_reward_keeps_the_claim_rules(
+    env, escrow, consent, token, funded_study, patients, researcher
+):
+    patient, wallet = patients[0], patients[1]
+    env.enrolled(funded_study, patient)
+    review_end = env.review_end(funded_study)
+    with ape.reverts(escrow.StudyEscrowReviewNotOver, studyId=funded_study, reviewEnd=review_end):
+        escrow.claimTo(funded_study, wallet, sender=patient)
+    travel(review_end)
+    escrow.claimTo(funded_study, wallet, sender=patient)
+    assert token.balanceOf(wallet) == REWARD
+    assert_solvent(token, escrow)
+
+
+@pytest.mark.parametrize("to", ["zero", "escrow"])
+def test_claim_to_refuses_the_zero_address_and_the_escrow(env, escrow, funded_study, patient, to):
+    env.enrolled(funded_study, patient)
+    recipient = ZERO if to == "zero" else escrow.address
+    with ape.reverts(escrow.StudyEscrowInvalidRecipient, recipient=recipient):
+        escrow.claimTo(funded_study, recipient, sender=patient)
+
+
+def test_a_guardian_cannot_redirect_a_reward(env, escrow, consent, funded_study, patient, guardian):
+    """claimTo pays out the caller's own enrollment: a guardian has none to redirect."""
+    env.enrolled(funded_study, patient)
+    consent.appointGuardian(guardian, sender=patient)
+    travel(env.review_end(funded_study))
+    with ape.reverts(
+        escrow.StudyEscrowInvalidStatus, studyId=funded_study, patient=guardian, status=NONE
+    ):
+        escrow.claimTo(funded_study, guardian, sender=guardian)
+    assert escrow.enrollmentOf(funded_study, patient) == PENDING
+
+
+# ---------------------------------------------------------------- rejection reasons
+
+
+def test_reject_takes_only_the_public_reason_vocabulary(
+    env, escrow, funded_study, patient, researcher
+):
+    """Issue 15 finding 7: no study-defined code (an exclusion criterion) next to an address."""
+    env.enrolled(funded_study, patient)
+    with ape.reverts(escrow.StudyEscrowInvalidReason, reason=4):
+        escrow.reject(funded_study, patient, 4, sender=researcher)
+    with ape.reverts(escrow.StudyEscrowInvalidReason, reason=255):
+        escrow.reject(funded_study, patient, 255, sender=researcher)
+    assert escrow.enrollmentOf(funded_study, patient) == PENDING
+    receipt = escrow.reject(funded_study, patient, 0, sender=researcher)
+    assert receipt.events == [escrow.EnrollmentRejected(funded_study, patient, 0)]

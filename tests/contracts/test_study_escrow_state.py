@@ -1,6 +1,10 @@
 """StudyEscrow as a state machine: random studies, funding, consents, enrollments, revokes,
 payments, rejections, claims, reclaims and clock moves against a Python model.
 
+The model holds the payout rule (IStudyEscrow): enrollment needs a live covering consent; pay
+forfeits, and claim refuses, only when the stored terms no longer cover the study (a revoke or
+a narrowing grant), never because the consent expired.
+
 After every step: for each token, `balanceOf(escrow) == heldOf(token) ==` the model's sum of
 reserved plus unallocated over its studies, and every study's accounts equal the model's; each
 rule also compares the enrollments and patient balances it touched. Every call the model
@@ -82,6 +86,8 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
             self.hours = 0
             self.studies: list[StudyModel] = []
             self.expiry: dict[int, int | None] = dict.fromkeys(range(len(patients)))
+            # Whether the stored terms (masks, expiry ignored) cover the study: the payout rule.
+            self.terms = dict.fromkeys(range(len(patients)), False)
             self.held = [0, 0]
             self.received = [[0, 0] for _ in patients]  # per patient, per token
 
@@ -99,8 +105,9 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
             return self.now + half_hours * HOUR + HOUR // 2
 
         def covers(self, patient: int) -> bool:
+            """A live covering consent: what enrollment needs."""
             expiry = self.expiry[patient]
-            return expiry is not None and self.now < expiry
+            return self.terms[patient] and expiry is not None and self.now < expiry
 
         def study(self, index: int) -> StudyModel:
             return self.studies[index % len(self.studies)]
@@ -162,6 +169,17 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
                 researcher, CATEGORIES, 1 << HRESCH, READ, expiry, sender=patients[patient]
             )
             self.expiry[patient] = expiry
+            self.terms[patient] = True
+
+        @rule(patient=st.integers(0, 3), hours=st.integers(0, 8))
+        def narrow(self, patient, hours):
+            """A grant that drops one of the study's categories: a patient's change."""
+            expiry = self.at(hours)
+            consent.grant(
+                researcher, CATEGORIES & ~0b10, 1 << HRESCH, READ, expiry, sender=patients[patient]
+            )
+            self.expiry[patient] = expiry
+            self.terms[patient] = False
 
         @precondition(lambda self: any(e is not None for e in self.expiry.values()))
         @rule(patient=st.integers(0, 3))
@@ -170,6 +188,7 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
                 return
             consent.revoke(researcher, sender=patients[patient])
             self.expiry[patient] = None
+            self.terms[patient] = False
 
         @precondition(lambda self: self.studies)
         @rule(index=st.integers(0, MAX_STUDIES - 1), patient=st.integers(0, 3))
@@ -211,7 +230,7 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
                     expected_skips.append((patients[patient], NOT_ENROLLED))
                 elif status != PENDING:
                     expected_skips.append((patients[patient], NOT_PENDING))
-                elif not self.covers(patient):
+                elif not self.terms[patient]:
                     expected_skips.append((patients[patient], CONSENT_MISSING))
                     s.statuses[patient] = FORFEITED
                     s.reserved -= s.reward
@@ -245,9 +264,9 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
                 error = "StudyEscrowInvalidStatus"
             if error:
                 with ape.reverts(getattr(escrow, error)):
-                    escrow.reject(s.id, patients[patient], 7, sender=researcher)
+                    escrow.reject(s.id, patients[patient], 1, sender=researcher)
                 return
-            escrow.reject(s.id, patients[patient], 7, sender=researcher)
+            escrow.reject(s.id, patients[patient], 1, sender=researcher)
             s.statuses[patient] = REJECTED
             s.reserved -= s.reward
             s.unallocated += s.reward
@@ -264,7 +283,7 @@ def test_balance_invariant_state_machine(project, accounts, deployer, researcher
                 error = "StudyEscrowInvalidStatus"
             elif self.now < s.review_end:
                 error = "StudyEscrowReviewNotOver"
-            elif not self.covers(patient):
+            elif not self.terms[patient]:
                 error = "StudyEscrowConsentMissing"
             if error:
                 with ape.reverts(getattr(escrow, error)):

@@ -7,6 +7,7 @@ import {StdUtils} from "forge-std/StdUtils.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {ConsentRegistry} from "../../../contracts/ConsentRegistry.sol";
+import {IConsentRegistry} from "../../../contracts/interfaces/IConsentRegistry.sol";
 import {DataShareToken} from "../../../contracts/DataShareToken.sol";
 import {StudyEscrow} from "../../../contracts/StudyEscrow.sol";
 import {IStudyEscrow} from "../../../contracts/interfaces/IStudyEscrow.sol";
@@ -41,7 +42,15 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     /// @notice Rewards a patient received from a study (tokens that left the escrow for them).
     mapping(uint256 studyId => mapping(address patient => uint256)) public ghostPayouts;
 
+    /// @notice How often each patient changed its consent to each researcher (grant, narrow, revoke).
+    mapping(address patient => mapping(address researcher => uint256)) public consentChanges;
+    /// @notice `consentChanges` when the enrollment was made: equal now = the patient changed nothing since.
+    mapping(uint256 studyId => mapping(address patient => uint256)) public changesAtEnrollment;
+
     uint256 public unauthorizedSuccesses;
+    /// @notice The payout rule (IStudyEscrow), broken: an enrollment forfeited although the patient
+    /// changed nothing since enrolling, or such a patient's claim refused after the review period.
+    uint256 public unchangedConsentNotPaid;
     uint256 public illegalTransitions;
     uint256 public paidWithoutConsent;
     uint256 public doublePayments;
@@ -157,8 +166,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         // Must not fail because of the front-run: the allowance is there.
         try escrow.fundWithPermit(id, amount, deadline, v, r, sig) {
             outcomes["funded with permit"]++;
-        }
-        catch {
+        } catch {
             if (frontRun && block.timestamp < s.enrollmentDeadline) illegalTransitions++;
         }
     }
@@ -177,7 +185,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         bool[4] memory consented;
         uint256 k;
         for (uint256 i; i < 4; ++i) {
-            consented[i] = consent.isPermittedAll(patients[i], s.researcher, CATEGORIES, uint32(1) << PURPOSE, 1);
+            consented[i] = _termsCover(patients[i], s.researcher);
             if ((mask >> i) & 1 == 1) list[k++] = patients[i];
         }
         if (k < list.length) list[k] = list[0];
@@ -193,6 +201,9 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             IStudyEscrow.EnrollmentStatus was = ghostStatus[id][patients[i]];
             IStudyEscrow.EnrollmentStatus now_ = _sync(id, patients[i]);
             if (was != now_) outcomes[keccak256(abi.encode("pay ->", now_))]++;
+            if (was == IStudyEscrow.EnrollmentStatus.Pending && now_ == IStudyEscrow.EnrollmentStatus.Forfeited) {
+                if (_unchanged(id, patients[i], s.researcher)) unchangedConsentNotPaid++;
+            }
             if (was == IStudyEscrow.EnrollmentStatus.Pending && now_ == IStudyEscrow.EnrollmentStatus.Paid) {
                 if (!consented[i]) paidWithoutConsent++;
                 _payout(id, patients[i], s.token.balanceOf(patients[i]) - before[i], s.reward, s.token);
@@ -206,7 +217,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         address patient = patients[p % 4];
         bool asStranger = senderSeed % 4 == 0;
         vm.prank(asStranger ? stranger : s.researcher);
-        try escrow.reject(id, patient, 7) {
+        try escrow.reject(id, patient, 1) {
             outcomes["rejected"]++;
             if (asStranger) unauthorizedSuccesses++;
         } catch {}
@@ -229,13 +240,33 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function grant(uint256 p, uint256 r, uint40 expiry) external {
         vm.prank(patients[p % 4]);
         consent.grant(
-            researchers[r % 2], CATEGORIES, uint32(1) << PURPOSE, 1, uint40(bound(expiry, block.timestamp + 1, block.timestamp + 30 days))
+            researchers[r % 2],
+            CATEGORIES,
+            uint32(1) << PURPOSE,
+            1,
+            uint40(bound(expiry, block.timestamp + 1, block.timestamp + 30 days))
         );
+        consentChanges[patients[p % 4]][researchers[r % 2]]++;
+    }
+
+    /// @dev A grant that drops one of the studies' categories: a change that no longer covers them.
+    function narrow(uint256 p, uint256 r, uint40 expiry) external {
+        vm.prank(patients[p % 4]);
+        consent.grant(
+            researchers[r % 2],
+            CATEGORIES & ~uint64(2),
+            uint32(1) << PURPOSE,
+            1,
+            uint40(bound(expiry, block.timestamp + 1, block.timestamp + 30 days))
+        );
+        consentChanges[patients[p % 4]][researchers[r % 2]]++;
     }
 
     function revoke(uint256 p, uint256 r) external {
         vm.prank(patients[p % 4]);
-        try consent.revoke(researchers[r % 2]) {} catch {}
+        try consent.revoke(researchers[r % 2]) {
+            consentChanges[patients[p % 4]][researchers[r % 2]]++;
+        } catch {}
     }
 
     function enroll(uint256 studySeed, uint256 p, uint256 who) external {
@@ -249,10 +280,12 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             address researcher = escrow.getStudy(id).researcher; // before the prank: a call uses it
             vm.prank(patient);
             consent.grant(researcher, CATEGORIES, uint32(1) << PURPOSE, 1, uint40(block.timestamp + 15 days));
+            consentChanges[patient][researcher]++;
         }
         vm.prank(sender);
         try escrow.enrollFor(id, patient) {
             outcomes["enrolled"]++;
+            changesAtEnrollment[id][patient] = consentChanges[patient][escrow.getStudy(id).researcher];
             if (!consent.canActFor(patient, sender)) unauthorizedSuccesses++;
         } catch {}
         _sync(id, patient);
@@ -265,14 +298,22 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         address sender = who % 4 < 2 ? patient : who % 4 == 2 ? guardian : stranger;
         uint256 before = s.token.balanceOf(patient);
         IStudyEscrow.EnrollmentStatus was = ghostStatus[id][patient];
-        bool consented = consent.isPermittedAll(patient, s.researcher, CATEGORIES, uint32(1) << PURPOSE, 1);
+        bool consented = _termsCover(patient, s.researcher);
         vm.prank(sender);
         try escrow.claimFor(id, patient) {
             outcomes["claimed"]++;
             if (!consent.canActFor(patient, sender)) unauthorizedSuccesses++;
             if (was == IStudyEscrow.EnrollmentStatus.Pending && !consented) paidWithoutConsent++;
             _payout(id, patient, s.token.balanceOf(patient) - before, s.reward, s.token);
-        } catch {}
+        } catch {
+            // A pending enrollment, review over, an entitled caller, a recipient the token
+            // accepts, and no change by the patient since enrolling: the claim must go through.
+            bool entitled = was == IStudyEscrow.EnrollmentStatus.Pending
+                && block.timestamp >= uint256(s.enrollmentDeadline) + s.reviewPeriod
+                && consent.canActFor(patient, sender)
+                && (address(s.token) != address(blocking) || blocking.modeOf(patient) == BlockingTokenMock.Mode.None);
+            if (entitled && _unchanged(id, patient, s.researcher)) unchangedConsentNotPaid++;
+        }
         _sync(id, patient);
     }
 
@@ -285,6 +326,16 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// @dev The payout rule's question, asked independently of the escrow: do the stored masks cover the study?
+    function _termsCover(address patient, address researcher) internal view returns (bool) {
+        IConsentRegistry.Consent memory c = consent.consentOf(patient, researcher);
+        return c.categories & CATEGORIES == CATEGORIES && (c.purposes >> PURPOSE) & 1 == 1 && c.actions & 1 == 1;
+    }
+
+    function _unchanged(uint256 id, address patient, address researcher) internal view returns (bool) {
+        return consentChanges[patient][researcher] == changesAtEnrollment[id][patient];
+    }
 
     function _pick(uint256 seed) internal view returns (uint256 id, IStudyEscrow.Study memory s) {
         if (studies.length == 0) return (0, s);

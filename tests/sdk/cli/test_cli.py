@@ -114,7 +114,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         with AnvilNode() as node:
             assert node.rpc_url is not None
             cli = Cli(node.rpc_url, root)
-            deployed = cli.data("deploy", account=ADMIN)
+            deployed = cli.data("deploy", "--uncapped", account=ADMIN)
             assert isinstance(deployed, dict)
             assert deployed["chain_id"] == 31337
             assert set(deployed["contracts"]) == {
@@ -148,12 +148,23 @@ def _add_lab_record(cli: Cli, patient: int, tmp_path: Path, text: bytes = b"Hb 1
 # ---------------------------------------------------------------- deploy and keys
 
 
+def test_deploy_asks_for_an_explicit_token_cap(cli: Cli) -> None:
+    """Issue 15 finding 6: no silent default for an immutable cap."""
+    for args in ((), ("--token-cap", "5", "--uncapped")):
+        result = cli.run("deploy", *args, account=ADMIN)
+        assert result.exit_code == 2, result.stderr
+        assert "--token-cap N" in result.stderr
+    zero = cli.run("deploy", "--token-cap", "0", account=ADMIN)
+    assert zero.exit_code == 2
+    assert "--uncapped" in zero.stderr
+
+
 def test_deploy_wrote_the_manifest_and_refuses_to_overwrite_it(cli: Cli) -> None:
     manifest = json.loads((cli.root / "deployments" / "31337.json").read_text())
     assert manifest["chainId"] == 31337
     assert manifest["deployer"] == ADDR[ADMIN]
 
-    again = cli.run("deploy", account=ADMIN)
+    again = cli.run("deploy", "--uncapped", account=ADMIN)
 
     assert again.exit_code == 1
     assert "already exists" in again.stderr
@@ -548,7 +559,7 @@ def test_study_reject_claim_and_reclaim_after_the_review(cli: Cli) -> None:
             "--purposes", "clintrch", "--no-expiry", account=patient,
         )  # fmt: skip
         cli.ok("study", "enroll", study_id, account=patient)
-    cli.ok("study", "reject", study_id, ADDR[PATIENT2], "--reason", "4", account=RESEARCHER)
+    cli.ok("study", "reject", study_id, ADDR[PATIENT2], "--reason", "1", account=RESEARCHER)
     early = cli.run("study", "claim", study_id, account=PATIENT3)
     assert early.exit_code == 1
     assert "wait until the review period ends" in early.stderr

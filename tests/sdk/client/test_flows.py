@@ -374,6 +374,37 @@ def test_unpaid_patient_claims_after_review(mr: MedRecord, cast: Actors) -> None
     assert cast.patient.token_balance() == 3 * UNIT
 
 
+def test_expired_consent_still_claims_to_another_recipient(mr: MedRecord, cast: Actors) -> None:
+    """Issue 15: a consent for the study period (expired at the review end) is still claimed,
+    and the patient may name where the reward goes."""
+    study = cast.researcher.create_study(
+        categories=[Category.VITAL_SIGNS],
+        purpose=Purpose.CLINTRCH,
+        reward=2 * UNIT,
+        max_participants=1,
+        enrollment_deadline=mr.now() + 3600,
+        review_period=3600,
+    )
+    cast.researcher.fund(study, 2 * UNIT)
+    review_end = mr.escrow.get_study(study).review_end
+    cast.patient.grant(
+        cast.researcher.address, Category.VITAL_SIGNS, Purpose.CLINTRCH, expires_at=review_end
+    )
+    cast.patient.enroll(study)
+    mr.advance_time(7201)
+    before = mr.token.balance_of(cast.doctor.address)
+    cast.patient.claim_to(study, cast.doctor.address)
+    assert mr.token.balance_of(cast.doctor.address) == before + 2 * UNIT
+    assert mr.escrow.enrollment_of(study, cast.patient.address) is EnrollmentStatus.CLAIMED
+
+
+def test_reject_reason_outside_the_public_vocabulary_is_refused(
+    mr: MedRecord, cast: Actors
+) -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        cast.researcher.reject(1, cast.patient.address, 9)
+
+
 # ---------------------------------------------------------------- stores
 
 
