@@ -146,3 +146,11 @@ test: fuzz-short slither
 .PHONY: bench
 bench: bench-gas ## Print every benchmark table: gas, then SDK throughput and memory (minutes)
 	$(BIN)/python bench/sdk.py
+
+# Interop (issue 17): reference JS implementations the tests compare against, in their own npm
+# project: Helia's UnixFS importer (CID parity per import profile) and MetaMask's eth-sig-util.
+INTEROP_STAMP := tools/interop/node_modules/.installed
+setup: $(INTEROP_STAMP)
+$(INTEROP_STAMP): tools/interop/package.json tools/interop/package-lock.json
+	cd tools/interop && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
