@@ -71,6 +71,7 @@ from typing import Final, Generic, TypeVar
 
 from medrecord_sdk.errors import ContentNotFound, IntegrityError, StoreUnavailable
 from medrecord_sdk.storage._cid import CID, RAW
+from medrecord_sdk.storage._profiles import ImportProfile, resolve_profile
 from medrecord_sdk.storage._protocol import CIDLike, Source, Store, iter_source, primed
 from medrecord_sdk.storage._unixfs import (
     MAX_BLOCK_SIZE,
@@ -510,8 +511,17 @@ class LocalStore(Store):
     read ahead on a helper thread in :meth:`get`, so the work spreads over two cores.
     """
 
-    def __init__(self, root: Path | str, *, fsync: bool = True, writers: int = 2) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        fsync: bool = True,
+        writers: int = 2,
+        profile: ImportProfile | str | None = None,
+    ) -> None:
         self.root = Path(root)
+        self.profile = resolve_profile(profile)
+        """The import profile ``add`` builds with (reads accept any layout)."""
         self._fsync = fsync
         self._threaded = writers > 1
         self._packs = self.root / "packs"
@@ -623,7 +633,7 @@ class LocalStore(Store):
             with self._locked(exclusive=False):
                 writer = _PackWriter(self._packs, fsync=self._fsync)
                 try:
-                    builder = DagBuilder(parts_sink=writer.put)
+                    builder = DagBuilder(parts_sink=writer.put, profile=self.profile)
                     if self._threaded:
                         cid = _build_on_helper_thread(source, builder)
                     else:
