@@ -148,7 +148,16 @@ test: fuzz-short slither
 bench: bench-gas ## Print every benchmark table: gas, then SDK throughput and memory (minutes)
 	$(BIN)/python bench/sdk.py
 
+
 .PHONY: test-faults
 test-faults: setup ## Fault harness and flows x faults matrix (Anvil, js-ipfs); writes the table to docs/operations-faults.table.md
 	$(BIN)/python -m pytest tests/sdk/faults/test_harness.py -q -p no:ape_test -p no:cacheprovider
 	MEDRECORD_FAULTS_TABLE=$(CURDIR)/docs/operations-faults.table.md $(BIN)/python -m pytest tests/sdk/faults/test_matrix.py -q -p no:ape_test -p no:cacheprovider -rf
+
+# Interop (issue 17): reference JS implementations the tests compare against, in their own npm
+# project: Helia's UnixFS importer (CID parity per import profile) and MetaMask's eth-sig-util.
+INTEROP_STAMP := tools/interop/node_modules/.installed
+setup: $(INTEROP_STAMP)
+$(INTEROP_STAMP): tools/interop/package.json tools/interop/package-lock.json
+	cd tools/interop && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@

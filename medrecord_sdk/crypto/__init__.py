@@ -48,11 +48,15 @@ from medrecord_sdk.crypto._keystore import load_keystore, save_keystore
 from medrecord_sdk.crypto._wrap import (
     WRAP_FORMAT_HPKE,
     WRAP_FORMAT_METAMASK,
+    WRAP_FORMATS_HPKE,
+    WRAP_FORMATS_METAMASK,
     KeyBinding,
     open_metamask_plaintext,
+    unwrap_any,
     unwrap_key,
     unwrap_key_metamask,
     wrap_key,
+    wrap_key_for,
     wrap_key_metamask,
 )
 
@@ -64,6 +68,8 @@ __all__ = [
     "LOW_ORDER_POINTS",
     "MAX_CHUNK_SIZE",
     "MIN_CHUNK_SIZE",
+    "WRAP_FORMATS_HPKE",
+    "WRAP_FORMATS_METAMASK",
     "WRAP_FORMAT_HPKE",
     "WRAP_FORMAT_METAMASK",
     "DecryptInfo",
@@ -90,9 +96,11 @@ __all__ = [
     "open_metamask_plaintext",
     "read_header",
     "save_keystore",
+    "unwrap_any",
     "unwrap_key",
     "unwrap_key_metamask",
     "validate_public_key",
     "wrap_key",
+    "wrap_key_for",
     "wrap_key_metamask",
 ]

@@ -518,7 +518,9 @@ def _decrypt_gen(
 
     Order of checks: header syntax (EnvelopeFormatError), key commitment (WrongKeyError, before
     any chunk is read), expected context (DecryptionError), then each chunk's tag
-    (DecryptionError). Reads one segment ahead to know which one is last.
+    (DecryptionError), then the content hash. Reads one segment ahead to know which one is
+    last, and holds the last chunk back until the content hash is checked: under a wrong
+    ``expected_content_hash`` nothing past the last-but-one chunk is released (issue 17).
     """
     reader = ChunkReader(source)
     header = _parse_header(reader.read_exact(HEADER_SIZE))
@@ -566,9 +568,9 @@ def _decrypt_gen(
         content_hash.update(current)
         ciphertext_size += len(current)
         plaintext_size += len(plaintext)
-        yield plaintext
         if last:
-            break
+            break  # held back: released below only once the whole envelope is checked
+        yield plaintext
         current = following
         counter += 1
     digest = content_hash.digest()
@@ -579,6 +581,7 @@ def _decrypt_gen(
             "the envelope decrypted but its SHA-256 does not match the expected content hash "
             "(the on-chain contentHash); treat the record as not verified"
         )
+    yield plaintext
     return DecryptInfo(
         header=header,
         chunk_count=counter + 1,
@@ -612,7 +615,18 @@ def decrypt_iter(
     when *context* is given and differs from the header's, and
     :class:`~medrecord_sdk.errors.EnvelopeFormatError` on a header this SDK does not accept.
     With *expected_content_hash* (the on-chain ``contentHash``) the whole envelope's SHA-256 is
-    checked at the end, before the iterator finishes.
+    checked once the last chunk's tag verified, and the last chunk is released only after that
+    check passed.
+
+    What "verified" covers, chunk by chunk: every chunk yielded passed its own AEAD tag under
+    this data key and header, at its position (so it is authentic plaintext of *this*
+    envelope, in order). What it does not cover before the end: that the envelope is complete
+    and is the one the chain names. A mismatch of *expected_content_hash* is detected only once
+    every byte has been hashed, which needs the whole envelope; the chunks before the last
+    have then already been released, so a wrong hash releases at most all chunks but the last
+    (for a one-chunk record: nothing). A consumer that must not act on a record the chain does
+    not name has to wait for the end of the iterator (or use :func:`decrypt_bytes` or
+    :func:`decrypt_file`, which release nothing on any error).
     """
     key = check_key32(data_key, "data_key")  # eagerly: a bad argument is a bug, not bad data
     return DecryptIterator(_decrypt_gen(source, key, context, expected_content_hash))

@@ -57,18 +57,30 @@ from medrecord_sdk.errors import EnvelopeFormatError, InvalidKeyError, WrongKeyE
 
 __all__ = [
     "METAMASK_VERSION",
+    "WRAP_FORMATS_HPKE",
+    "WRAP_FORMATS_METAMASK",
     "WRAP_FORMAT_HPKE",
     "WRAP_FORMAT_METAMASK",
     "KeyBinding",
     "open_metamask_plaintext",
+    "unwrap_any",
     "unwrap_key",
     "unwrap_key_metamask",
     "wrap_key",
+    "wrap_key_for",
     "wrap_key_metamask",
 ]
 
 WRAP_FORMAT_HPKE = 0x01
 WRAP_FORMAT_METAMASK = 0x02
+WRAP_FORMATS_HPKE = 1
+"""Bit of a recipient's ``formats`` mask: its wallet opens HPKE releases (tag 0x01)."""
+WRAP_FORMATS_METAMASK = 2
+"""Bit of a recipient's ``formats`` mask: its wallet opens MetaMask releases (tag 0x02).
+
+The same numbers as the on-chain key-format flag (``KeyFormat.HPKE`` = 1, ``KeyFormat.METAMASK``
+= 2 in ``medrecord_sdk.vocabulary``); plain ints here, so crypto stays below the vocabulary."""
+_KNOWN_FORMATS = WRAP_FORMATS_HPKE | WRAP_FORMATS_METAMASK
 METAMASK_VERSION = "x25519-xsalsa20-poly1305"
 _HPKE_WRAPPED_SIZE = 1 + 32 + 32 + 16
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
@@ -321,3 +333,52 @@ def unwrap_key_metamask(
     except UnicodeDecodeError:
         raise EnvelopeFormatError("the MetaMask wrapped key does not hold text") from None
     return open_metamask_plaintext(decoded, binding)
+
+
+# ------------------------------------------------------------------------- format dispatch
+
+
+def wrap_key_for(data_key: bytes, public_key: bytes, binding: KeyBinding, formats: int) -> bytes:
+    """Wrap *data_key* in the format the recipient's wallet opens, given its ``formats`` mask.
+
+    *formats* is the bit mask published next to the recipient's key (1: HPKE, tag 0x01;
+    2: MetaMask ``x25519-xsalsa20-poly1305``, tag 0x02). HPKE is chosen whenever its bit is set
+    (it binds the record through HPKE's ``info``, not only through a hash inside the sealed
+    text); MetaMask only when it is the sole format. Raises
+    :class:`~medrecord_sdk.errors.InvalidKeyError` for a mask naming no known format (0, or
+    only unknown bits: a newer SDK's format this one cannot write), saying what to do.
+    """
+    if isinstance(formats, bool) or not isinstance(formats, int) or formats < 0:
+        raise InvalidKeyError(
+            f"formats must be a non-negative bit mask (1 = HPKE, 2 = MetaMask), got {formats!r}"
+        )
+    if formats & WRAP_FORMATS_HPKE:
+        return wrap_key(data_key, public_key, binding)
+    if formats & WRAP_FORMATS_METAMASK:
+        return wrap_key_metamask(data_key, public_key, binding)
+    unknown = f" (unknown bits 0x{formats & ~_KNOWN_FORMATS:x})" if formats else ""
+    raise InvalidKeyError(
+        f"the recipient's published key names no release format this SDK can write{unknown}: "
+        "ask them to publish their key again with the HPKE (1) or MetaMask (2) format, or "
+        "upgrade the SDK"
+    )
+
+
+def unwrap_any(wrapped: bytes, keypair: KeyPair, binding: KeyBinding) -> bytes:
+    """Open a wrapped key of either format (tag 0x01 HPKE, tag 0x02 MetaMask); return the DEK.
+
+    Dispatches on the format tag, so a reader need not know which format the sharer chose.
+    Raises :class:`~medrecord_sdk.errors.WrongKeyError` when the key was wrapped for another
+    recipient, record version or chain, or was altered, and
+    :class:`~medrecord_sdk.errors.EnvelopeFormatError` for an empty blob, an unknown tag or a
+    malformed body.
+    """
+    tag = _format_tag(wrapped)
+    if tag == WRAP_FORMAT_HPKE:
+        return unwrap_key(wrapped, keypair, binding)
+    if tag == WRAP_FORMAT_METAMASK:
+        return unwrap_key_metamask(bytes(wrapped), keypair, binding)
+    raise EnvelopeFormatError(
+        f"unknown wrapped-key format tag 0x{tag:02x}: this SDK opens HPKE (0x01) and MetaMask "
+        "(0x02) releases; the release may come from a newer SDK"
+    )

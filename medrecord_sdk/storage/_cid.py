@@ -218,6 +218,18 @@ class CID:
     def __repr__(self) -> str:
         return f"CID('{self}')"
 
+    def to_v0(self) -> str:
+        """The CIDv0 form (``Qm...``, base58btc multihash) of a dag-pb CID, as Kubo prints it
+        for the ``unixfs-v0-2015`` profile; the same block as the CIDv1 form."""
+        if self.codec != DAG_PB:
+            raise InvalidCID(f"{self} is a raw block: CIDv0 can only name dag-pb blocks")
+        number = int.from_bytes(self.multihash, "big")
+        digits = []
+        while number:
+            number, rest = divmod(number, 58)
+            digits.append(_B58_ALPHABET[rest])
+        return "".join(reversed(digits))  # a sha2-256 multihash starts 0x12: no leading zeros
+
     @property
     def codec_name(self) -> str:
         """``"raw"`` or ``"dag-pb"``."""

@@ -71,6 +71,7 @@ from typing import Final, Generic, TypeVar
 
 from medrecord_sdk.errors import ContentNotFound, IntegrityError, StoreUnavailable
 from medrecord_sdk.storage._cid import CID, RAW
+from medrecord_sdk.storage._profiles import ImportProfile, resolve_profile
 from medrecord_sdk.storage._protocol import CIDLike, Source, Store, iter_source, primed
 from medrecord_sdk.storage._unixfs import (
     MAX_BLOCK_SIZE,
@@ -439,8 +440,10 @@ class _Pack:
         return block
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0:  # never twice: the number may already belong to another file
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class _Packs:
@@ -491,10 +494,11 @@ class _Packs:
             raise StoreUnavailable(f"cannot read block {cid} in {self._store.root}: {exc}") from exc
 
     def close(self) -> None:
-        for pack in self._open.values():
-            pack.close()
-        self._open.clear()
+        """Close every pack this read opened; once only (a second call does nothing)."""
+        opened, self._open = self._open, {}
         self._current = None
+        for pack in opened.values():
+            pack.close()
 
 
 class LocalStore(Store):
@@ -507,8 +511,17 @@ class LocalStore(Store):
     read ahead on a helper thread in :meth:`get`, so the work spreads over two cores.
     """
 
-    def __init__(self, root: Path | str, *, fsync: bool = True, writers: int = 2) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        fsync: bool = True,
+        writers: int = 2,
+        profile: ImportProfile | str | None = None,
+    ) -> None:
         self.root = Path(root)
+        self.profile = resolve_profile(profile)
+        """The import profile ``add`` builds with (reads accept any layout)."""
         self._fsync = fsync
         self._threaded = writers > 1
         self._packs = self.root / "packs"
@@ -620,7 +633,7 @@ class LocalStore(Store):
             with self._locked(exclusive=False):
                 writer = _PackWriter(self._packs, fsync=self._fsync)
                 try:
-                    builder = DagBuilder(parts_sink=writer.put)
+                    builder = DagBuilder(parts_sink=writer.put, profile=self.profile)
                     if self._threaded:
                         cid = _build_on_helper_thread(source, builder)
                     else:
@@ -642,14 +655,13 @@ class LocalStore(Store):
         """Stream the bytes of ``cid``, each block verified against its CID before release."""
         root = CID.parse(cid)
         packs = _Packs(self)
-        try:
-            chunks = iter_verified(root, packs.fetch)
-            if self._threaded and root.codec != RAW:
-                return primed(_read_ahead(chunks, packs))
-            return primed(_closing(chunks, packs))
-        except BaseException:
-            packs.close()
-            raise
+        chunks = iter_verified(root, packs.fetch)
+        # The packs belong to the generator from here on (to its read-ahead thread when there
+        # is one): it alone closes them, on every path, so this frame must not. Closing them
+        # here too, after a failed first block, raced the thread's own close (issue 17).
+        if self._threaded and root.codec != RAW:
+            return primed(_read_ahead(chunks, packs))
+        return primed(_closing(chunks, packs))
 
     def has(self, cid: CIDLike) -> bool:
         parsed = CID.parse(cid)
@@ -828,6 +840,8 @@ def _read_ahead(chunks: Iterator[bytes], packs: _Packs) -> Iterator[bytes]:
     Only verified chunks cross to the consumer (the walk verifies before it yields), in order;
     an error comes after every chunk released before it, as in the single-threaded walk. If
     the consumer stops early (or drops the iterator), the helper stops and the packs close.
+    The helper owns ``packs`` once started: it is the only thread that closes them (the
+    consumer's side never does, whatever it raises), so no two threads touch them at once.
     """
     channel: _Channel[bytes] = _Channel(_READ_DEPTH)
 
@@ -843,7 +857,11 @@ def _read_ahead(chunks: Iterator[bytes], packs: _Packs) -> Iterator[bytes]:
             packs.close()
 
     helper = threading.Thread(target=work, name="medrecord-localstore-read", daemon=True)
-    helper.start()
+    try:
+        helper.start()
+    except BaseException:
+        packs.close()  # the helper never ran: the packs are still this generator's
+        raise
     try:
         while (chunk := channel.get()) is not None:
             yield chunk

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import BinaryIO, Protocol, Self, runtime_checkable
 
 from medrecord_sdk.storage._cid import CID
+from medrecord_sdk.storage._profiles import ImportProfile
 from medrecord_sdk.storage._unixfs import CHUNK_SIZE, DagBuilder
 
 __all__ = ["CIDLike", "Source", "Store", "compute_cid", "iter_source"]
@@ -50,12 +51,15 @@ def iter_source(source: Source, read_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield bytes(piece)
 
 
-def compute_cid(source: Source) -> CID:
-    """The CID any store (and Kubo or js-ipfs with the same parameters) gives ``source``.
+def compute_cid(source: Source, *, profile: ImportProfile | str | None = None) -> CID:
+    """The CID any store (and Kubo, js-ipfs or Helia with the same profile) gives ``source``.
 
     Stores nothing: use it to know a record's CID before uploading, or to check one.
+    ``profile`` is an :class:`ImportProfile` or a name (``"unixfs-v1-2025"``,
+    ``"unixfs-v0-2015"``, ``"cid-version-1"``); None is the default, ``cid-version-1``. For a
+    CIDv0 profile, :meth:`CID.to_v0` gives the ``Qm...`` form Kubo prints.
     """
-    builder = DagBuilder()
+    builder = DagBuilder(profile=profile)
     for piece in iter_source(source):
         builder.update(piece)
     return builder.finish()

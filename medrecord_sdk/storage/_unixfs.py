@@ -12,6 +12,12 @@ The parameters are those of ``ipfs add --cid-version=1 --raw-leaves --chunker=si
 * the balanced layout: consecutive groups of 174 links become one parent, level by level, the last
   (partial) group too, until a single root is left.
 
+The chunk size, the links per node, raw or dag-pb leaves and the CID version come from an
+:class:`~medrecord_sdk.storage._profiles.ImportProfile` (the values above are the default,
+``cid-version-1``). With dag-pb leaves (``unixfs-v0-2015``) each chunk is wrapped in a UnixFS
+File node ``Data{Type: File, Data: chunk, filesize}`` as Kubo's balanced builder does, and with
+CIDv0 the links hold bare multihashes.
+
 The builder streams: it holds one partial chunk and, per tree level, the links still waiting for a
 parent (at most 174 each), so a 1 GiB file needs a few hundred KiB.
 """
@@ -26,6 +32,7 @@ from typing import Final
 
 from medrecord_sdk.errors import IntegrityError, InvalidCID
 from medrecord_sdk.storage._cid import CID, DAG_PB, RAW, decode_varint, encode_varint
+from medrecord_sdk.storage._profiles import ImportProfile, resolve_profile
 
 CHUNK_SIZE: Final = 262_144
 """Fixed chunk size, Kubo's ``size-262144`` (and its CIDv1 default)."""
@@ -70,11 +77,12 @@ _LINK_TSIZE: Final = encode_varint(3 << 3)  # PBLink.Tsize
 _FILE_TYPE: Final = encode_varint(1 << 3) + encode_varint(UNIXFS_FILE)  # Data.Type = File
 _FILE_SIZE: Final = encode_varint(3 << 3)  # Data.filesize
 _FILE_BLOCKSIZE: Final = encode_varint(4 << 3)  # Data.blocksizes, one per link
+_UNIXFS_DATA: Final = encode_varint(2 << 3 | 2)  # Data.Data, the bytes of a dag-pb leaf
 _varint = functools.lru_cache(maxsize=512)(encode_varint)
 """encode_varint, remembered: a node repeats the same few sizes (256 KiB chunks) 174 times."""
 
 
-def encode_file_node(links: list[_Link]) -> tuple[bytes, int]:
+def encode_file_node(links: list[_Link], *, cid_version: int = 1) -> tuple[bytes, int]:
     """Serialize a UnixFS File node over ``links``; return ``(block, filesize)``.
 
     dag-pb requires Links (field 2) before Data (field 1) in the bytes, and Kubo writes the empty
@@ -86,7 +94,7 @@ def encode_file_node(links: list[_Link]) -> tuple[bytes, int]:
     for link in links:
         filesize += link.filesize
         blocksizes += (_FILE_BLOCKSIZE, _varint(link.filesize))
-        cid = bytes(link.cid)
+        cid = bytes(link.cid) if cid_version == 1 else link.cid.multihash
         pblink = b"".join(
             (_LINK_HASH, _varint(len(cid)), cid, _LINK_EMPTY_NAME, _LINK_TSIZE, _varint(link.tsize))
         )
@@ -110,7 +118,11 @@ class DagBuilder:
     """
 
     def __init__(
-        self, sink: BlockSink | None = None, *, parts_sink: PartsSink | None = None
+        self,
+        sink: BlockSink | None = None,
+        *,
+        parts_sink: PartsSink | None = None,
+        profile: ImportProfile | str | None = None,
     ) -> None:
         if sink is not None and parts_sink is not None:
             raise ValueError("DagBuilder takes a sink or a parts_sink, not both")
@@ -118,6 +130,11 @@ class DagBuilder:
             # One delivery path below: a bytes sink is a parts sink that joins the parts.
             parts_sink = functools.partial(_join_parts, sink)
         self._parts_sink = parts_sink
+        self.profile = resolve_profile(profile)
+        self._chunk_size = self.profile.chunk_size
+        self._max_links = self.profile.max_links
+        self._raw_leaves = self.profile.raw_leaves
+        self._cid_version = self.profile.cid_version
         self._pending: list[Buffer] = []  # the partial chunk, at most a few parts
         self._pending_size = 0
         self._levels: list[list[_Link]] = [[]]
@@ -139,23 +156,24 @@ class DagBuilder:
             # mutable buffer may change after we return: copy it, a chunk at a time (iter_source
             # already hands over immutable bytes, so a store's add never comes here).
             whole = memoryview(data).cast("B")
-            for start in range(0, len(whole), CHUNK_SIZE):
-                self.update(bytes(whole[start : start + CHUNK_SIZE]))
+            for start in range(0, len(whole), self._chunk_size):
+                self.update(bytes(whole[start : start + self._chunk_size]))
             return
         view = memoryview(data)
         size = len(view)
         self._size += size
         pos = 0
+        chunk = self._chunk_size
         if self._pending_size:
-            pos = min(CHUNK_SIZE - self._pending_size, size)
+            pos = min(chunk - self._pending_size, size)
             self._add_pending(view[:pos])
-            if self._pending_size < CHUNK_SIZE:
+            if self._pending_size < chunk:
                 return
             self._leaf(self._take_pending())
         # Whole chunks are views of the caller's bytes: hashed and written without a copy.
-        while size - pos >= CHUNK_SIZE:
-            self._leaf([view[pos : pos + CHUNK_SIZE]])
-            pos += CHUNK_SIZE
+        while size - pos >= chunk:
+            self._leaf([view[pos : pos + chunk]])
+            pos += chunk
         if pos < size:
             self._add_pending(view[pos:])
 
@@ -193,6 +211,9 @@ class DagBuilder:
             level += 1
 
     def _leaf(self, parts: list[Buffer]) -> None:
+        if not self._raw_leaves:
+            self._pb_leaf(parts)
+            return
         if len(parts) == 1:
             digest = hashlib.sha256(parts[0])
             size = len(parts[0])
@@ -208,8 +229,29 @@ class DagBuilder:
         self._chunks += 1
         self._push(0, _Link(cid, size, size))
 
+    def _pb_leaf(self, parts: list[Buffer]) -> None:
+        """A chunk as a dag-pb UnixFS File leaf: ``Data{Type: File, Data: chunk, filesize}``.
+
+        Kubo omits the Data field of an empty chunk (the empty file's ``QmbFMke1...``).
+        """
+        size = sum(len(part) for part in parts)
+        head = _FILE_TYPE + _UNIXFS_DATA + _varint(size) if size else _FILE_TYPE
+        tail = _FILE_SIZE + _varint(size)
+        unixfs_size = len(head) + size + len(tail)
+        prefix = _PB_DATA + _varint(unixfs_size) + head
+        block_parts: list[Buffer] = [prefix, *parts, tail]
+        digest = hashlib.sha256()
+        for part in block_parts:
+            digest.update(part)
+        cid = CID(DAG_PB, digest.digest())
+        block_size = len(prefix) + size + len(tail)
+        if self._parts_sink is not None:
+            self._parts_sink(cid, block_parts, block_size)
+        self._chunks += 1
+        self._push(0, _Link(cid, block_size, size))
+
     def _node(self, links: list[_Link]) -> _Link:
-        block, filesize = encode_file_node(links)
+        block, filesize = encode_file_node(links, cid_version=self._cid_version)
         cid = CID(DAG_PB, hashlib.sha256(block).digest())
         if self._parts_sink is not None:
             self._parts_sink(cid, [block], len(block))
@@ -222,7 +264,7 @@ class DagBuilder:
                 self._levels.append([])
             group = self._levels[level]
             group.append(link)
-            if len(group) < MAX_LINKS:
+            if len(group) < self._max_links:
                 return
             self._levels[level] = []
             link = self._node(group)

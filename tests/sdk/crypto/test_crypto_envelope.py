@@ -392,3 +392,23 @@ def test_iterators_check_arguments_before_the_first_item(context: RecordContext)
         encrypt_iter(b"data", generate_data_key(), context, chunk_size=1)
     with pytest.raises(InvalidKeyError):
         decrypt_iter(b"", b"short")
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 5])
+def test_wrong_content_hash_releases_nothing_past_the_last_but_one_chunk(
+    data_key: bytes, context: RecordContext, chunks: int
+) -> None:
+    """Issue 17, point 6: a decryptable envelope under the wrong expected hash used to hand
+    every chunk to the caller before raising; now the last chunk is held back."""
+    chunk_size = 4096
+    plaintext = os.urandom(chunk_size * (chunks - 1) + 100)
+    envelope = encrypt_bytes(plaintext, data_key, context, chunk_size=chunk_size)
+    released: list[bytes] = []
+    chunks_out = decrypt_iter(envelope, data_key, expected_content_hash=b"\x00" * 32)
+    with pytest.raises(DecryptionError, match="content hash"):
+        released.extend(chunks_out)
+    assert b"".join(released) == plaintext[: chunk_size * (chunks - 1)]
+    assert len(released) == chunks - 1
+    # The right hash releases everything, the last chunk included.
+    right = hashlib.sha256(envelope).digest()
+    assert b"".join(decrypt_iter(envelope, data_key, expected_content_hash=right)) == plaintext

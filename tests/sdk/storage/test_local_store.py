@@ -565,3 +565,41 @@ def test_property_add_equals_compute_cid_and_get_returns_data(
     cid = store.add(data)
     assert cid == compute_cid(data)
     assert store.get_bytes(cid) == data
+
+
+def test_a_corrupt_first_block_read_many_times_closes_each_pack_once(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, point 4: with the root block corrupt, the caller's error path and the
+    read-ahead thread both closed the packs; the thread died with ``RuntimeError: dictionary
+    changed size during iteration`` and two threads closed the same descriptors. Now only the
+    owner of a read's packs (its read-ahead thread, else the generator) closes them."""
+    cid = store.add(sample(3 * CHUNK_SIZE))
+    path, offset, _ = store.block_location(cid)  # the root dag-pb node: the first block read
+    _flip(path, offset + 3)
+    died: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    closes: dict[int, int] = {}
+    real_close = _local._Pack.close
+
+    def counting_close(pack: _local._Pack) -> None:
+        closes[id(pack)] = closes.get(id(pack), 0) + 1
+        real_close(pack)
+
+    monkeypatch.setattr(_local._Pack, "close", counting_close)
+    opened: list[_local._Pack] = []
+    real_init = _local._Pack.__init__
+
+    def keeping_init(pack: _local._Pack, where: Path) -> None:
+        real_init(pack, where)
+        opened.append(pack)  # kept alive, so id() stays unique across the loop
+
+    monkeypatch.setattr(_local._Pack, "__init__", keeping_init)
+    for _ in range(200):
+        with pytest.raises(IntegrityError, match="does not hash"):
+            store.get(cid)
+    assert not _helpers_left()
+    assert died == []
+    reads = [pack for pack in opened if pack.path == path]
+    assert len(reads) >= 200
+    assert {closes.get(id(pack), 0) for pack in reads} == {1}
