@@ -72,3 +72,32 @@ def test_facade_answers_from_the_index(on_anvil: Deployment, tmp_path: Path) -> 
     assert behind is not None and behind.blocks_behind == 1
     assert len(indexed.audit_trail(patient=patient)) == len(plain.audit_trail(patient=patient)) - 1
     assert plain.index_status() is None
+
+
+def test_cli_index_sync_status_rebuild(
+    on_anvil: Deployment, anvil_node: AnvilNode, tmp_path: Path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from medrecord_sdk.cli import main
+
+    d = on_anvil
+    run_scenario(d)
+    manifest = tmp_path / "m.json"
+    d.manifest.save(manifest)
+    env = {"MEDRECORD_DATA_DIR": str(tmp_path / "data")}
+    base = ["--rpc", str(anvil_node.rpc_url), "--manifest", str(manifest), "--json"]
+    runner = CliRunner()
+    synced = runner.invoke(main, [*base, "index", "sync"], env=env)
+    assert synced.exit_code == 0, synced.output
+    out = json.loads(synced.output)
+    assert out["events_added"] == len(d.chain_events()) and out["blocks_behind"] == 0
+    assert str(tmp_path / "data" / "index") in out["database"]
+    status = json.loads(runner.invoke(main, [*base, "index", "status"], env=env).output)
+    assert status["events"] == out["events"]
+    rebuilt = json.loads(runner.invoke(main, [*base, "index", "rebuild"], env=env).output)
+    assert rebuilt["events_added"] == out["events"]
+    bad = runner.invoke(main, [*base, "index", "sync"], env={"MEDRECORD_INDEX_URL": "mysql://x"})
+    assert bad.exit_code == 1 and "postgresql://" in bad.output
