@@ -44,9 +44,6 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "EventIndexError",
-    "IndexMismatch",
-    "IndexUnavailable",
     "AnchorFailed",
     "ChainError",
     "ConfigurationError",
@@ -59,7 +56,10 @@ __all__ = [
     "DecryptionError",
     "DeploymentNotFound",
     "EnvelopeFormatError",
+    "EventIndexError",
     "FhirError",
+    "IndexMismatch",
+    "IndexUnavailable",
     "IntegrityError",
     "InvalidCID",
     "InvalidKeyError",

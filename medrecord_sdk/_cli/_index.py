@@ -33,7 +33,9 @@ def index() -> None:
     """A local cache of every MedRecord event (SQLite, or PostgreSQL with MEDRECORD_INDEX_URL)."""
 
 
-def _report(state: CliState, verb: str, idx: EventIndex, added: int, removed: int, secs: float) -> None:
+def _report(
+    state: CliState, verb: str, idx: EventIndex, added: int, removed: int, secs: float
+) -> None:
     status = idx.status()
     data = {
         "indexed_block": status.indexed_block,

@@ -38,7 +38,7 @@ from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
 from ._audit import AuditEntry, audit_entry
 
 if TYPE_CHECKING:
-    from ..index import EventIndex, GraphIndex, IndexStatus, KeyRelease
+    from ..index import EventIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher
 
 __all__ = ["MedRecord"]
@@ -55,7 +55,7 @@ class MedRecord:
         *,
         keys_dir: Path | None = None,
         accounts: list[LocalAccount] | None = None,
-        index: EventIndex | GraphIndex | None = None,
+        index: EventIndex | None = None,
         sync_index: bool = True,
         _owned: list[object] | None = None,
     ) -> None:
@@ -222,7 +222,7 @@ class MedRecord:
             return None
         return self.index.status()
 
-    def _fresh_index(self) -> EventIndex | GraphIndex | None:
+    def _fresh_index(self) -> EventIndex | None:
         from ..index import EventIndex
 
         if isinstance(self.index, EventIndex) and self.sync_index:
@@ -317,7 +317,10 @@ class MedRecord:
         from ..index import KeyRelease
 
         topics: list[bytes | list[bytes] | None] = [
-            event_topic("KeyShared"), None, None, topic_for(grantee)
+            event_topic("KeyShared"),
+            None,
+            None,
+            topic_for(grantee),
         ]
         return [
             KeyRelease(

@@ -1,4 +1,4 @@
-"""The event index: a reorg-safe cache of every MedRecord event, in SQLite, PostgreSQL or a subgraph.
+"""The event index: a reorg-safe cache of every MedRecord event (SQLite, PostgreSQL, subgraph).
 
 ::
 
@@ -12,6 +12,7 @@ checks is asked of the chain (docs/index.md says what a stale or lying index can
 """
 
 from ._db import Database, PostgresDatabase, SqliteDatabase, open_database
+
 # GRAPH
 from ._index import EventIndex, TopicFilter
 from ._mapping import PROJECTIONS

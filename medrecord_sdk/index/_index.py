@@ -19,6 +19,8 @@ The index decides nothing: it answers "what happened" questions from public even
 permission the client checks is asked of the chain (see docs/index.md).
 """
 
+# ruff: noqa: S608  (SQL text is built only from this module's own table and column names;
+# every value goes in as a bound parameter)
 from __future__ import annotations
 
 import time
@@ -272,7 +274,7 @@ class EventIndex:
         typed: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             block_hash, topics = raw[(event.block_number, event.log_index)]
-            topics = [*topics, None, None, None, None][:4]  # type: ignore[list-item]
+            padded: list[str | None] = [*topics, None, None, None, None][:4]
             record_id = event.args.get("recordId")
             event_rows.append(
                 (
@@ -282,7 +284,7 @@ class EventIndex:
                     event.transaction_hash,
                     event.address,
                     event.name,
-                    *topics,
+                    *padded,
                     None if record_id is None else str(int(record_id)),
                     encode_args(event.args),
                 )
@@ -296,7 +298,7 @@ class EventIndex:
             if self.cursor() != expected:
                 return False  # another writer moved on meanwhile; the caller re-reads
             self.db.executemany(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)}) "  # noqa: S608
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)}) "
                 "ON CONFLICT DO NOTHING",
                 event_rows,
             )
@@ -308,7 +310,7 @@ class EventIndex:
             for table, rows in typed.items():
                 columns = list(rows[0])
                 self.db.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (our names)
+                    f"INSERT INTO {table} ({', '.join(columns)}) "
                     f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING",
                     [tuple(r[c] for c in columns) for r in rows],
                 )
@@ -350,7 +352,7 @@ class EventIndex:
             "enrollments",
             "payments",
         ):
-            self.db.execute(f"DELETE FROM {table} WHERE block_number >= ?", (block,))  # noqa: S608
+            self.db.execute(f"DELETE FROM {table} WHERE block_number >= ?", (block,))
         self._refresh_current(consents=consents, guardians=guardians)
         return count
 
@@ -407,7 +409,7 @@ class EventIndex:
 
     def _events(self, where: str, params: Sequence[Any], join: str = "") -> list[DecodedEvent]:
         rows = self.db.query(
-            f"SELECT e.name, e.args, e.contract, e.block_number, e.tx_hash, e.log_index "  # noqa: S608
+            f"SELECT e.name, e.args, e.contract, e.block_number, e.tx_hash, e.log_index "
             f"FROM events e {join} WHERE {where} ORDER BY e.block_number, e.log_index",
             params,
         )
@@ -457,7 +459,7 @@ class EventIndex:
     def _releases(self, where: str, params: Sequence[Any]) -> list[KeyRelease]:
         rows = self.db.query(
             "SELECT record_id, patient, grantee, sharer, wrapped_key, block_number, log_index, "
-            f"tx_hash FROM key_releases WHERE {where} ORDER BY block_number, log_index",  # noqa: S608
+            f"tx_hash FROM key_releases WHERE {where} ORDER BY block_number, log_index",
             params,
         )
         return [
@@ -487,7 +489,7 @@ class EventIndex:
             clauses.append("active = 1")
         rows = self.db.query(
             "SELECT patient, grantee, active, categories, purposes, actions, expiry, nonce, "
-            f"block_number FROM consents WHERE {' AND '.join(clauses) or '1 = 1'} "  # noqa: S608
+            f"block_number FROM consents WHERE {' AND '.join(clauses) or '1 = 1'} "
             "ORDER BY block_number, log_index",
             params,
         )
@@ -502,13 +504,24 @@ class EventIndex:
         clauses, params = self._pair_clauses(patient=patient, grantee=grantee)
         rows = self.db.query(
             "SELECT kind, patient, grantee, actor, categories, purposes, actions, expiry, nonce, "
-            f"block_number, tx_hash FROM consent_history WHERE {' AND '.join(clauses) or '1 = 1'} "  # noqa: S608
+            f"block_number, tx_hash FROM consent_history WHERE {' AND '.join(clauses) or '1 = 1'} "
             "ORDER BY block_number, log_index",
             params,
         )
         return [
-            ConsentChange(str(k), str(p), str(g), str(a), int(c), int(pu), int(ac), int(e),
-                          int(n), int(b), str(t))  # fmt: skip
+            ConsentChange(
+                str(k),
+                str(p),
+                str(g),
+                str(a),
+                int(c),
+                int(pu),
+                int(ac),
+                int(e),
+                int(n),
+                int(b),
+                str(t),
+            )
             for k, p, g, a, c, pu, ac, e, n, b, t in rows
         ]
 
@@ -533,7 +546,7 @@ class EventIndex:
         clauses, params = self._pair_clauses(patient=patient, grantee=guardian, second="guardian")
         clauses.append("active = 1")
         rows = self.db.query(
-            "SELECT patient, guardian, active, block_number FROM guardians "  # noqa: S608
+            "SELECT patient, guardian, active, block_number FROM guardians "
             f"WHERE {' AND '.join(clauses)} ORDER BY block_number, log_index",
             params,
         )
@@ -573,7 +586,7 @@ class EventIndex:
             " ORDER BY CASE WHEN s.status = 'erased' THEN 0 ELSE 1 END, s.block_number DESC "
             " LIMIT 1), "
             "(SELECT COUNT(*) FROM records n WHERE n.supersedes = r.record_id) "
-            f"FROM records r WHERE {where} ORDER BY r.block_number, r.log_index",  # noqa: S608
+            f"FROM records r WHERE {where} ORDER BY r.block_number, r.log_index",
             params,
         )
         return [
@@ -590,19 +603,20 @@ class EventIndex:
                 block_number=int(block),
                 transaction_hash=str(tx),
             )
-            for rid, patient, author, category, digest, codec, content, supersedes, block, tx,
-            status, newer in rows
+            for rid, patient, author, category, digest, codec, content, supersedes, block, tx, status, newer in rows  # noqa: E501
         ]
 
     def studies(self, *, researcher: str | None = None) -> list[StudyInfo]:
         """Studies (of one researcher, or all), with what was funded so far."""
-        where, params = ("s.researcher = ?", [Web3.to_checksum_address(researcher)]) if (
-            researcher
-        ) else ("1 = 1", [])
+        where, params = (
+            ("s.researcher = ?", [Web3.to_checksum_address(researcher)])
+            if (researcher)
+            else ("1 = 1", [])
+        )
         rows = self.db.query(
             "SELECT s.study_id, s.researcher, s.token, s.categories, s.purpose, s.reward, "
             "s.max_participants, s.enrollment_deadline, s.review_period, s.block_number "
-            f"FROM studies s WHERE {where} ORDER BY s.block_number, s.log_index",  # noqa: S608
+            f"FROM studies s WHERE {where} ORDER BY s.block_number, s.log_index",
             params,
         )
         result = []
@@ -614,8 +628,19 @@ class EventIndex:
                 )
             )
             result.append(
-                StudyInfo(int(sid), str(res), str(token), int(cats), int(purpose), int(reward),
-                          int(maxp), int(deadline), int(review), funded, int(block))  # fmt: skip
+                StudyInfo(
+                    int(sid),
+                    str(res),
+                    str(token),
+                    int(cats),
+                    int(purpose),
+                    int(reward),
+                    int(maxp),
+                    int(deadline),
+                    int(review),
+                    funded,
+                    int(block),
+                )
             )
         return result
 
@@ -632,7 +657,7 @@ class EventIndex:
             clauses.append("patient = ?")
             params.append(Web3.to_checksum_address(patient))
         rows = self.db.query(
-            "SELECT study_id, patient, actor, seat, block_number, log_index FROM enrollments "  # noqa: S608
+            "SELECT study_id, patient, actor, seat, block_number, log_index FROM enrollments "
             f"WHERE {' AND '.join(clauses) or '1 = 1'} ORDER BY block_number, log_index",
             params,
         )
@@ -652,9 +677,7 @@ class EventIndex:
             result.append(Enrollment(int(sid), str(who), str(actor), int(seat), status, int(block)))
         return result
 
-    def payments(
-        self, *, study_id: int | None = None, account: str | None = None
-    ) -> list[Payment]:
+    def payments(self, *, study_id: int | None = None, account: str | None = None) -> list[Payment]:
         clauses: list[str] = []
         params: list[Any] = []
         if study_id is not None:
@@ -664,7 +687,7 @@ class EventIndex:
             clauses.append("account = ?")
             params.append(Web3.to_checksum_address(account))
         rows = self.db.query(
-            "SELECT study_id, kind, account, amount, reason, block_number, tx_hash FROM payments "  # noqa: S608
+            "SELECT study_id, kind, account, amount, reason, block_number, tx_hash FROM payments "
             f"WHERE {' AND '.join(clauses) or '1 = 1'} ORDER BY block_number, log_index, position",
             params,
         )

@@ -108,10 +108,16 @@ def run_scenario(d: Deployment) -> dict[str, object]:
     )
     registry.share_key(KeyShare(second, patient.address, b"\x07" * 48), signer=d.signer(1))
     registry.retract_record(third, signer=d.signer(4))
-    consent.grant(other.address, category_mask(Category.LABORATORY), purpose_mask(Purpose.TREAT), read,
+    lab, treat = category_mask(Category.LABORATORY), purpose_mask(Purpose.TREAT)
+    consent.grant(other.address, lab, treat, read,
                   signer=d.signer(1))  # fmt: skip
-    consent.grant(provider.address, category_mask(Category.LABORATORY), purpose_mask(Purpose.TREAT), read,
-                  signer=d.signer(1))  # fmt: skip (an update: the current row changes)
+    consent.grant(
+        provider.address,
+        category_mask(Category.LABORATORY),
+        purpose_mask(Purpose.TREAT),
+        read,
+        signer=d.signer(1),
+    )  # fmt: skip (an update: the current row changes)
     consent.revoke(other.address, patient=patient.address, signer=d.signer(4))  # by the guardian
     consent.remove_guardian(guardian.address, signer=d.signer(1))
     # A study: the researcher holds tokens, the patient consents, enrolls and is paid.
@@ -130,7 +136,7 @@ def run_scenario(d: Deployment) -> dict[str, object]:
     )
     token.approve(escrow.address, 5 * 10**18, signer=d.signer(3))
     escrow.fund(study, 5 * 10**18, signer=d.signer(3))
-    consent.grant(researcher.address, category_mask(Category.LABORATORY), purpose_mask(Purpose.HRESCH), read,
+    consent.grant(researcher.address, lab, purpose_mask(Purpose.HRESCH), read,
                   signer=d.signer(1))  # fmt: skip
     escrow.enroll(study, signer=d.signer(1))
     escrow.pay(study, [patient.address], signer=d.signer(3))

@@ -39,7 +39,8 @@ def test_reorged_events_leave_and_new_ones_enter(on_anvil: Deployment, tmp_path:
     d.w3.provider.make_request("anvil_mine", [1])  # type: ignore[arg-type]
     kept = add_record(d, 7, Category.GENOMICS)
     report = index.sync()
-    assert report.reorgs == 1 and report.events_removed == 2
+    assert report.reorgs == 1
+    assert report.events_removed == 2
     assert index.record(orphan) is None
     assert index.record(kept) is not None
     assert index.events() == d.chain_events()
@@ -64,12 +65,14 @@ def test_facade_answers_from_the_index(on_anvil: Deployment, tmp_path: Path) -> 
     assert indexed.shared_with(str(facts["provider"])) == plain.shared_with(str(facts["provider"]))
     assert indexed.events() == plain.events()
     status = indexed.index_status()
-    assert status is not None and status.blocks_behind == 0
+    assert status is not None
+    assert status.blocks_behind == 0
     # Without syncing, the index says how far behind it is and lacks the new event.
     indexed.sync_index = False
     add_record(d, 1, Category.IMAGING)
     behind = indexed.index_status()
-    assert behind is not None and behind.blocks_behind == 1
+    assert behind is not None
+    assert behind.blocks_behind == 1
     assert len(indexed.audit_trail(patient=patient)) == len(plain.audit_trail(patient=patient)) - 1
     assert plain.index_status() is None
 
@@ -93,11 +96,13 @@ def test_cli_index_sync_status_rebuild(
     synced = runner.invoke(main, [*base, "index", "sync"], env=env)
     assert synced.exit_code == 0, synced.output
     out = json.loads(synced.output)
-    assert out["events_added"] == len(d.chain_events()) and out["blocks_behind"] == 0
+    assert out["events_added"] == len(d.chain_events())
+    assert out["blocks_behind"] == 0
     assert str(tmp_path / "data" / "index") in out["database"]
     status = json.loads(runner.invoke(main, [*base, "index", "status"], env=env).output)
     assert status["events"] == out["events"]
     rebuilt = json.loads(runner.invoke(main, [*base, "index", "rebuild"], env=env).output)
     assert rebuilt["events_added"] == out["events"]
     bad = runner.invoke(main, [*base, "index", "sync"], env={"MEDRECORD_INDEX_URL": "mysql://x"})
-    assert bad.exit_code == 1 and "postgresql://" in bad.output
+    assert bad.exit_code == 1
+    assert "postgresql://" in bad.output

@@ -26,7 +26,11 @@ def test_index_equals_the_chain(embedded: Deployment, database: str) -> None:
     assert status.events == len(chain)
 
     patient, provider, other = facts["patient"], facts["provider"], facts["other"]
-    trail = [e for e in chain if e.args.get("patient") == patient or patient in e.args.get("patients", ())]
+    trail = [
+        e
+        for e in chain
+        if e.args.get("patient") == patient or patient in e.args.get("patients", ())
+    ]
     assert index.audit_events(patient=patient) == trail
     assert any(e.name == "PaymentsSent" for e in trail)  # the patient only in a list argument
 
@@ -41,7 +45,9 @@ def test_index_equals_the_chain(embedded: Deployment, database: str) -> None:
     onchain = registry.consent_of(patient, provider)
     assert current[provider].categories == onchain.categories
     assert current[provider].nonce == onchain.nonce
-    assert [c.grantee for c in index.consents(patient=patient, active=False) if not c.active] == [other]
+    assert [c.grantee for c in index.consents(patient=patient, active=False) if not c.active] == [
+        other
+    ]
     history = index.consent_history(patient=patient, grantee=provider)
     assert [h.kind for h in history] == ["granted", "granted"]
     assert history[0].categories == ALL  # 2^64 - 1 survives the round trip
@@ -50,7 +56,8 @@ def test_index_equals_the_chain(embedded: Deployment, database: str) -> None:
 
     records = {r.record_id: r for r in index.records(patient)}
     assert records[first].status == "amended"
-    assert records[second].status == "active" and records[second].supersedes == first
+    assert records[second].status == "active"
+    assert records[second].supersedes == first
     assert records[third].status == "retracted"
     assert index.record(facts["erased"]).status == "erased"  # type: ignore[union-attr, arg-type]
     assert [r.record_id for r in index.versions(second)] == [first, second]
@@ -62,9 +69,11 @@ def test_index_equals_the_chain(embedded: Deployment, database: str) -> None:
     assert [r.grantee for r in index.key_releases(second)] == [provider, patient]
 
     (study,) = index.studies()
-    assert study.study_id == facts["study"] and study.funded == 5 * 10**18
+    assert study.study_id == facts["study"]
+    assert study.funded == 5 * 10**18
     (enrollment,) = index.enrollments(study_id=study.study_id)
-    assert enrollment.patient == patient and enrollment.status == "paid"
+    assert enrollment.patient == patient
+    assert enrollment.status == "paid"
     kinds = [p.kind for p in index.payments(study_id=study.study_id)]
     assert kinds == ["funded", "paid", "reclaimed"]
 
@@ -79,7 +88,10 @@ def test_topic_filter_matches_the_node(embedded: Deployment, tmp_path: Path) -> 
     for topics in (
         [event_topic("KeyShared")],
         [event_topic("KeyShared"), None, None, topic_for(facts["provider"])],  # type: ignore[arg-type]
-        [[event_topic("ConsentGranted"), event_topic("ConsentRevoked")], topic_for(facts["patient"])],  # type: ignore[arg-type]
+        [
+            [event_topic("ConsentGranted"), event_topic("ConsentRevoked")],
+            topic_for(facts["patient"]),
+        ],  # type: ignore[arg-type]
     ):
         node = AuditReader(embedded.w3, embedded.addresses, embedded.manifest.deploy_block,
                            topics=topics).read().events  # fmt: skip
