@@ -161,3 +161,21 @@ setup: $(INTEROP_STAMP)
 $(INTEROP_STAMP): tools/interop/package.json tools/interop/package-lock.json
 	cd tools/interop && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# ---------------------------------------------------------------------------------------------
+# Event index (issue 21): a PostgreSQL server for the index tests, from Debian's packages.
+# Idempotent: apt runs only when the server binaries are missing (CI starts from a fresh
+# machine; a developer's machine that has them is left alone). The tests start a throwaway
+# cluster of their own (medrecord_sdk/testing/_postgres.py) and never touch a system cluster.
+.PHONY: setup-postgres test-index bench-index
+PG_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
+setup-postgres: ## PostgreSQL server binaries (Debian package postgresql) for the index tests
+	@if ls $(PG_BIN_GLOB) >/dev/null 2>&1; then echo "PostgreSQL present: $$(ls $(PG_BIN_GLOB) | head -1)"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
+setup: setup-postgres
+
+test-index: setup ## Index tests: SQLite, a real PostgreSQL cluster, reorgs on Anvil
+	$(BIN)/python -m pytest tests/sdk/index -q -p no:ape_test -p no:cacheprovider
+
+bench-index: setup $(BUILD) ## The big index bench (1,000,000 blocks, 100,000 events on Anvil; minutes)
+	$(BIN)/python bench/index.py

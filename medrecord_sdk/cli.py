@@ -211,3 +211,4 @@ def demo() -> None:
 
 for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli, ops):
     main.add_command(_command)
+main.add_command(__import__("medrecord_sdk._cli._index", fromlist=["index"]).index)

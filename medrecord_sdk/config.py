@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     tx_timeout: float = 120.0
     """Seconds to wait for a receipt before a transaction is reported as still pending."""
 
+    index_url: str | None = None
+    """The event index's database: None, a SQLite file per chain and deployment under
+    ``index/`` in :meth:`data_path`; a path or ``sqlite:///path``, that SQLite file;
+    ``postgresql://user@host/db``, PostgreSQL (needs the ``postgres`` extra)."""
+
+    use_index: bool = False
+    """Answer audit trails, event listings and key releases from the event index (synced before
+    each answer) instead of scanning ``eth_getLogs``. The index never decides access."""
+
     def data_path(self) -> Path:
         """The data directory: ``data_dir``, else the user's data directory."""
         if self.data_dir is not None:

@@ -38,6 +38,9 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
         ├── InvalidResource (ValueError)       not JSON, or the FHIR validator refused it
         ├── UnmappedResource (LookupError)     no category follows from the resource
         └── UnsupportedConsent (ValueError)    a FHIR Consent the registry cannot express
+    EventIndexError (MedRecordError)           the event index (a cache: never decides access)
+        ├── IndexMismatch (ValueError)         the index was built for another chain/deployment
+        └── IndexUnavailable (ConnectionError) database or subgraph down, or answering nonsense
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ __all__ = [
     "DecryptionError",
     "DeploymentNotFound",
     "EnvelopeFormatError",
+    "EventIndexError",
     "FhirError",
+    "IndexMismatch",
+    "IndexUnavailable",
     "IntegrityError",
     "InvalidCID",
     "InvalidKeyError",
@@ -290,3 +296,15 @@ class UnmappedResource(FhirError, LookupError):
 
 class UnsupportedConsent(FhirError, ValueError):
     """A FHIR Consent says what the registry cannot express; the message says what to change."""
+
+
+class EventIndexError(MedRecordError):
+    """The event index failed; the chain itself is unaffected (the index is only a cache)."""
+
+
+class IndexMismatch(EventIndexError, ValueError):
+    """The index holds another chain's or another deployment's events."""
+
+
+class IndexUnavailable(EventIndexError, ConnectionError):
+    """The index database or subgraph endpoint cannot be reached or answers nonsense."""

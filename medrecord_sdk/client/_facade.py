@@ -30,7 +30,7 @@ from ..chain import (
     advance_time,
     deploy_contracts,
 )
-from ..chain._abi import event_topic, topic_for
+from ..chain._abi import event_registry, event_topic, topic_for
 from ..chain._journal import Journal, JournalOperation, OperationStatus, TxStatus
 from ..chain._tx import RetryingHTTPProvider
 from ..config import Settings
@@ -46,6 +46,7 @@ from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
 from ._audit import AuditEntry, audit_entry
 
 if TYPE_CHECKING:
+    from ..index import EventIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher, _Actor
 
 __all__ = ["MedRecord"]
@@ -65,9 +66,18 @@ class MedRecord:
         journal: Journal | None = None,
         confirmations: int = 0,
         tx_timeout: float = 120.0,
+        index: EventIndex | None = None,
+        sync_index: bool = True,
         _owned: list[object] | None = None,
     ) -> None:
         self.w3 = w3
+        self.index = index
+        """The event index ``audit_trail``, ``events``, ``key_shares`` and ``shared_with``
+        answer from (None: they ask the node, filtered by indexed topics). A cache only:
+        no permission is ever decided from it."""
+        self.sync_index = sync_index
+        """Sync an :class:`~medrecord_sdk.index.EventIndex` before each answer (else answer
+        from what it holds; :meth:`index_status` says how far behind that is)."""
         self.manifest = manifest
         self.store = store
         self.keys_dir = keys_dir
@@ -109,7 +119,7 @@ class MedRecord:
         )
         store = LocalStore(store_dir / "store")
         journal = Journal(store_dir / "journal.sqlite3")
-        owned.insert(0, _Closing(journal))
+        owned.insert(0, _Closing(journal.close))
         return cls(
             chain.w3,
             manifest,
@@ -163,7 +173,13 @@ class MedRecord:
                 else DeploymentManifest.for_chain(int(w3.eth.chain_id), settings.deployments_dir)
             )
         journal = Journal(settings.journal_path())
-        owned.insert(0, _Closing(journal))
+        owned.insert(0, _Closing(journal.close))
+        index = None
+        if settings.use_index:
+            from ..index import open_index
+
+            index = open_index(settings, w3, manifest)
+            owned.append(_Closing(index.close))
         return cls(
             w3,
             manifest,
@@ -172,6 +188,7 @@ class MedRecord:
             journal=journal,
             confirmations=settings.confirmations_for(manifest.chain_id),
             tx_timeout=settings.tx_timeout,
+            index=index,
             _owned=owned,
         )
 
@@ -292,13 +309,77 @@ class MedRecord:
 
     def events(self, topics: list[bytes | list[bytes] | None] | None = None) -> list[DecodedEvent]:
         """Every MedRecord event since deployment (optionally filtered by topics), in order."""
+        index = self._fresh_index()
+        if index is not None:
+            return index.events(topics)
         return self._reader(topics).read().events
+
+    def index_status(self) -> IndexStatus | None:
+        """How far the index has read and how far behind the chain head it is (None: no index)."""
+        if self.index is None:
+            return None
+        return self.index.status()
+
+    def _fresh_index(self) -> EventIndex | None:
+        from ..index import EventIndex
+
+        if isinstance(self.index, EventIndex) and self.sync_index:
+            self.index.sync()
+        return self.index
+
+    def _filtered(self, argument: str, value: int | str) -> list[DecodedEvent]:
+        """Events whose ``argument`` may be ``value``, asked of the node by indexed topics.
+
+        For each topic position where some event indexes ``argument``, one filter (topic 0 =
+        those events, that position = the value); events that carry ``argument`` (or, for a
+        patient, ``patients``) unindexed are fetched by topic 0 alone. The caller filters the
+        union on the decoded arguments; the node no longer returns everyone's events.
+        """
+        by_position: dict[int, list[bytes]] = {}
+        unindexed: list[bytes] = []
+        for topic, signature in event_registry().items():
+            names = signature.names
+            if argument in names:
+                i = names.index(argument)
+                if signature.indexed[i]:
+                    position = 1 + sum(signature.indexed[:i])
+                    by_position.setdefault(position, []).append(topic)
+                else:
+                    unindexed.append(topic)
+            elif argument == "patient" and "patients" in names:
+                unindexed.append(topic)
+        filters: list[list[bytes | list[bytes] | None]] = []
+        for position, topic0s in sorted(by_position.items()):
+            entry: list[bytes | list[bytes] | None] = [topic0s, *([None] * (position - 1))]
+            entry.append(topic_for(value))
+            filters.append(entry)
+        if unindexed:
+            filters.append([unindexed])
+        found: dict[tuple[int, int], DecodedEvent] = {}
+        for topics in filters:
+            for event in self._reader(topics).read().events:
+                found[(event.block_number, event.log_index)] = event
+        return [found[key] for key in sorted(found)]
 
     def audit_trail(
         self, *, patient: str | None = None, record_id: int | None = None
     ) -> list[AuditEntry]:
-        """Who did what: the typed audit trail of a patient, of a record, or of everything."""
-        events: Iterator[DecodedEvent] = iter(self.events())
+        """Who did what: the typed audit trail of a patient, of a record, or of everything.
+
+        From the index when one is set (after a sync); otherwise from the node, asking only
+        for the events that can concern that patient or record (by indexed topics).
+        """
+        index = self._fresh_index()
+        if index is not None:
+            found = index.audit_events(patient=patient, record_id=record_id)
+            return [audit_entry(e) for e in found]
+        events: Iterator[DecodedEvent]
+        if record_id is not None:
+            events = iter(self._filtered("recordId", record_id))
+        elif patient is not None:
+            events = iter(self._filtered("patient", Web3.to_checksum_address(patient)))
+        else:
+            events = iter(self._reader().read().events)
         if patient is not None:
             wanted = Web3.to_checksum_address(patient)
             events = (
@@ -319,6 +400,39 @@ class MedRecord:
             topic_for(Web3.to_checksum_address(grantee)),
         ]
         return self.events(topics)
+
+    def shared_with(self, address: str) -> list[KeyRelease]:
+        """Every key release toward ``address``, oldest first (several per record possible:
+        a re-share after a key rotation or a new version; the newest counts).
+
+        From the index when one is set, else from the node by the grantee topic. Holding a
+        release proves nothing about access: the chain's consent is checked on every read.
+        """
+        grantee = Web3.to_checksum_address(address)
+        index = self._fresh_index()
+        if index is not None:
+            return index.shared_with(grantee)
+        from ..index import KeyRelease
+
+        topics: list[bytes | list[bytes] | None] = [
+            event_topic("KeyShared"),
+            None,
+            None,
+            topic_for(grantee),
+        ]
+        return [
+            KeyRelease(
+                record_id=int(e["recordId"]),
+                patient=str(e["patient"]),
+                grantee=str(e["grantee"]),
+                sharer=str(e["sharer"]),
+                wrapped_key=bytes(e["wrappedKey"]),
+                block_number=e.block_number,
+                log_index=e.log_index,
+                transaction_hash=e.transaction_hash,
+            )
+            for e in self._reader(topics).read().events
+        ]
 
     # ------------------------------------------------------------ lifetime
 
@@ -362,13 +476,13 @@ def store_from_settings(settings: Settings) -> Store:
 
 
 class _Closing:
-    """Something this MedRecord opened and closes with it."""
+    """Something this MedRecord opened (an index), closed with it."""
 
-    def __init__(self, thing: Journal) -> None:
-        self._thing = thing
+    def __init__(self, close: Any) -> None:
+        self._close = close
 
     def cleanup(self) -> None:
-        self._thing.close()
+        self._close()
 
 
 class _ApeConnection:
