@@ -86,15 +86,32 @@ def _split(value: str) -> list[str]:
 
 
 class AddressType(click.ParamType):
-    """An Ethereum address, checked and returned in its checksummed form."""
+    """An Ethereum address, checked and returned in its checksummed form.
+
+    Why not ``Web3.is_address`` alone: it accepts a mixed-case address whose checksum is wrong
+    only in some versions and paths; the rule here is EIP-55's, spelled out.
+    """
 
     name = "address"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
-        if not Web3.is_address(text):
-            self.fail(f"{text!r} is not an Ethereum address (0x followed by 40 hex digits)")
-        return str(Web3.to_checksum_address(text))
+        digits = text[2:] if text[:2] in ("0x", "0X") else text
+        if len(digits) != 40 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            self.fail(
+                f"{text!r} is not an Ethereum address (0x followed by 40 hex digits)", param, ctx
+            )
+        checksummed = str(Web3.to_checksum_address("0x" + digits.lower()))
+        # EIP-55: mixed case IS a checksum; one mistyped character must not send consent or
+        # money elsewhere. All-lower or all-upper input carries no checksum and is accepted.
+        if digits != digits.lower() and digits != digits.upper() and "0x" + digits != checksummed:
+            self.fail(
+                f"{text!r} fails its EIP-55 checksum (a character is mistyped?); check the "
+                f"address, or write it all in lower case to skip the check",
+                param,
+                ctx,
+            )
+        return checksummed
 
 
 class RecordIdType(click.ParamType):

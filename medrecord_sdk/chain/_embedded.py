@@ -13,10 +13,10 @@ recognise the embedded provider by type without importing eth-tester.
 
 from __future__ import annotations
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from typing import TYPE_CHECKING, Any
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
