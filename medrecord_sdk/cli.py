@@ -12,6 +12,7 @@ Every SDK flow is a command::
     medrecord token balance | mint | transfer
     medrecord audit                                  the typed audit trail
     medrecord fhir validate | classify | consent-export | consent-import
+    medrecord dev fund                               ETH for an address, on a local devnet
 
 Global options say where the
 chain, the contracts, the store and the keys are; each also reads a ``MEDRECORD_*`` variable
@@ -20,23 +21,24 @@ chain, the contracts, the store and the keys are; each also reads a ``MEDRECORD_
 Errors the SDK expects (no consent, wrong passphrase, node down...) are printed as one red
 line on stderr that says what to do, with exit status 1; usage errors exit with 2. A traceback
 means a bug.
+
+Why the commands are loaded lazily (:class:`_LazyGroup`): each command module pulls in web3,
+eth-account, cryptography or fhir.resources, about a second together; ``medrecord --help`` and a
+mistyped command should answer at once, so a command's module is imported only when that
+command runs (or its own ``--help`` is asked for). The group's help lists the short help
+registered with each command.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import IO, Any
 
 import click
-import requests
-from rich.console import Console
-from web3.exceptions import TimeExhausted, Web3RPCError
 
 from . import __version__
-from ._cli import CliState, audit, consent, deploy, guardian, keys, record, study, token
-from ._cli._output import jsonable
 from .errors import ContractRevert, MedRecordError
-from .fhir import fhir_cli
 
 __all__ = ["main"]
 
@@ -87,13 +89,15 @@ _REVERT_HINTS = {
 
 def _message(exc: MedRecordError) -> str:
     if isinstance(exc, ContractRevert):
+        from ._cli._output import jsonable
+
         rendered = ", ".join(f"{k}={jsonable(v)}" for k, v in exc.args_by_name.items())
         hint = _REVERT_HINTS.get(exc.error_name)
         return f"the contract refused: {exc.error_name}({rendered})" + (f"; {hint}" if hint else "")
     return str(exc)
 
 
-def _rpc_message(exc: Web3RPCError) -> str:
+def _rpc_message(exc: Any) -> str:
     """The node's own words for a refused request (the SDK lets these through on sending)."""
     error = (exc.rpc_response or {}).get("error")
     text = str(error.get("message")) if isinstance(error, dict) else str(exc)
@@ -105,10 +109,47 @@ def _rpc_message(exc: Web3RPCError) -> str:
     return f"the node refused the request: {text}{hint}"
 
 
-class _MedRecordGroup(click.Group):
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use; see the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy: dict[str, tuple[str, str]] = {}
+
+    def add_lazy(self, name: str, target: str, short_help: str) -> None:
+        """Registers command ``name`` as ``module:attribute``, loaded when first used."""
+        self._lazy[name] = (target, short_help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._lazy:
+            module, _, attribute = self._lazy[cmd_name][0].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit=70)))
+            else:
+                rows.append((name, self._lazy[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class _MedRecordGroup(_LazyGroup):
     """Turns the SDK's expected errors into one clear line instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Imported here, not at the top: `medrecord --help` never gets this far.
+        import requests
+        from web3.exceptions import TimeExhausted, Web3RPCError
+
         try:
             return super().invoke(ctx)
         except MedRecordError as exc:
@@ -132,7 +173,7 @@ MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
 """
 
 
-@click.group(cls=_MedRecordGroup, epilog=_ENV_HELP)
+@click.group(cls=_MedRecordGroup, epilog=_ENV_HELP)  # type: ignore[arg-type, unused-ignore]
 @click.version_option(__version__, prog_name="medrecord")
 @click.option("--rpc", "rpc_url", metavar="URL", help="JSON-RPC endpoint of the chain.")
 @click.option(
@@ -193,6 +234,8 @@ MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
 @click.pass_context
 def main(ctx: click.Context, /, json_output: bool, **options: Any) -> None:
     """MedRecord: patient-controlled medical records on Ethereum."""
+    from ._cli._context import CliState
+
     state = CliState({k: v for k, v in options.items() if v is not None}, json_output)
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -201,10 +244,40 @@ def main(ctx: click.Context, /, json_output: bool, **options: Any) -> None:
 @main.command()
 def demo() -> None:
     """Run the whole MedRecord story on the embedded chain and local store."""
+    from rich.console import Console
+
     from ._demo import run_demo
 
     run_demo(Console())
 
 
-for _command in (keys, deploy, record, consent, guardian, study, token, audit, fhir_cli):
-    main.add_command(_command)
+# One line per command: name, where it lives, its short help (shown by `medrecord --help`
+# without importing it). Other command modules add their own line here.
+main.add_lazy("audit", "medrecord_sdk._cli._audit:audit", "Who did what: the on-chain audit trail.")
+main.add_lazy(
+    "consent", "medrecord_sdk._cli._consent:consent", "Grant, revoke, sign and check consents."
+)
+main.add_lazy(
+    "deploy", "medrecord_sdk._cli._keys:deploy", "Deploy the contracts, write the manifest."
+)
+main.add_lazy(
+    "fhir",
+    "medrecord_sdk._cli._fhir:fhir",
+    "FHIR resources in, categories, and Consent export/import.",
+)
+main.add_lazy(
+    "guardian", "medrecord_sdk._cli._consent:guardian", "Appoint or remove your guardians."
+)
+main.add_lazy("keys", "medrecord_sdk._cli._keys:keys", "Create, show and publish your keys.")
+main.add_lazy(
+    "record", "medrecord_sdk._cli._records:record", "Add, list, read, share and erase records."
+)
+main.add_lazy(
+    "study", "medrecord_sdk._cli._studies:study", "Create, fund and pay research studies."
+)
+main.add_lazy(
+    "token", "medrecord_sdk._cli._studies:token", "Balances and minting of the reward token."
+)
+main.add_lazy("dev", "medrecord_sdk._cli._dev:dev", "Local devnet helpers: fund an address.")
+# main.add_lazy("ops", "medrecord_sdk._cli._ops:ops", "...")      (operations journal)
+# main.add_lazy("index", "medrecord_sdk._cli._index:index", "...")  (event index)
