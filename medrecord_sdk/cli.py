@@ -199,24 +199,25 @@ MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
 @click.option(
     "--store-path",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory of the local store [default: .medrecord/store].",
+    help="Directory of the local store [default: store/ in the data directory].",
 )
 @click.option("--ipfs-api", metavar="URL", help="Kubo RPC API [default: http://127.0.0.1:5001].")
 @click.option(
     "--keys-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Cache of your record keys, wrapped to your X25519 key [default: .medrecord/keys].",
+    help="Cache of your record keys, wrapped to your X25519 key [default: keys/ in the data "
+    "directory].",
 )
 @click.option(
     "--account-keystore",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="eth-account JSON keystore (v3) of your account [default: .medrecord/account.json].",
+    help="eth-account JSON keystore (v3) of your account [default: the profile's].",
 )
 @click.option(
     "--key-keystore",
     "keystore",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Keystore of your X25519 encryption key [default: .medrecord/x25519.json].",
+    help="Keystore of your X25519 encryption key [default: the profile's].",
 )
 @click.option(
     "--password-file",
@@ -229,6 +230,19 @@ MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
     metavar="N",
     help="Use account N of the PUBLIC devnet mnemonic (Anvil/Hardhat/local testing ONLY: "
     "anyone can take what it holds), with an X25519 key derived from it.",
+)
+@click.option(
+    "--as",
+    "profile",
+    metavar="NAME",
+    help="Act as profile NAME (its keystores and network; `medrecord --as NAME keys new` "
+    "creates one) [env: MEDRECORD_PROFILE].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keys, store, profiles and journal [default: .medrecord/ if present, else the user's "
+    "data directory].",
 )
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.pass_context

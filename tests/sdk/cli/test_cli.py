@@ -120,6 +120,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             if name.startswith("MEDRECORD_") and name not in ("MEDRECORD_ANVIL",):
                 mp.delenv(name)
         mp.chdir(root)  # the CLI's default paths (.medrecord/...) land in the temporary dir
+        (root / ".medrecord").mkdir()  # found in the current folder: the earlier layout
         with AnvilNode() as node:
             assert node.rpc_url is not None
             cli = Cli(node.rpc_url, root)
