@@ -82,7 +82,8 @@ test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real 
 test: setup $(BUILD) lint typecheck ## Everything CI runs: lint, types, contracts on two chains, SDK on three
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
 
-# IPFS: a real js-ipfs node for the storage tests, in its own npm project (see TOOLCHAIN.md).
+# IPFS: a real js-ipfs node for the storage tests, in its own npm project (why and how it is
+# started: medrecord_sdk/testing/ipfs.py).
 IPFS_STAMP := tools/ipfs/node_modules/.installed
 setup: $(IPFS_STAMP)
 $(IPFS_STAMP): tools/ipfs/package.json tools/ipfs/package-lock.json
