@@ -32,6 +32,8 @@ registered with each command.
 from __future__ import annotations
 
 import importlib
+import json
+import sys
 from pathlib import Path
 from typing import IO, Any
 
@@ -109,6 +111,12 @@ def _rpc_message(exc: Any) -> str:
     return f"the node refused the request: {text}{hint}"
 
 
+def _json_error(kind: str, message: str, exit_code: int) -> None:
+    error = {"kind": kind, "message": message, "exit_code": exit_code}
+    click.echo(json.dumps({"error": error}), err=True)
+    sys.exit(exit_code)
+
+
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use; see the module docstring."""
 
@@ -145,6 +153,21 @@ class _LazyGroup(click.Group):
 class _MedRecordGroup(_LazyGroup):
     """Turns the SDK's expected errors into one clear line instead of a traceback."""
 
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        """With ``--json``, errors are JSON too: ``{"error": {"kind", "message", "exit_code"}}``
+        on stderr (usage errors exit 2, refusals 1), so a script never parses prose."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or kwargs.get("standalone_mode", True) is False:
+            return super().main(args, *rest, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(argv, *rest, **kwargs)
+        except click.ClickException as exc:
+            kind = "usage" if isinstance(exc, click.UsageError) else "refused"
+            _json_error(kind, exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _json_error("aborted", "aborted (no input, or Ctrl-C)", 1)
+
     def invoke(self, ctx: click.Context) -> Any:
         # Imported here, not at the top: `medrecord --help` never gets this far.
         import requests
@@ -165,6 +188,12 @@ class _MedRecordGroup(_LazyGroup):
             raise ReportedError(
                 f"{exc}; the transaction may still be mined: check before sending it again"
             ) from exc
+        except ValueError as exc:
+            # The OS refuses a path with a NUL byte before any command code sees it (click
+            # opens File parameters itself); that is bad input, not a bug.
+            if "null byte" not in str(exc):
+                raise
+            raise click.UsageError("a path or value contains a NUL byte (\\x00)") from exc
 
 
 _ENV_HELP = """\b

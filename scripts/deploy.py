@@ -1,7 +1,16 @@
 """Deploy the MedRecord contracts and write the deployment manifest.
 
-    ape run deploy --network ethereum:local:foundry --account TEST::0
     ape run deploy --network ethereum:sepolia:alchemy --account my-deployer --token-cap 0
+    ape run deploy --network ethereum:local:foundry --account TEST::0 --throwaway
+
+Run it through the Makefile's environment (``SOLCX_BINARY_PATH``, ``APE_DATA_FOLDER`` inside the
+checkout), or ape looks for the compiler in ``~/.solcx`` and tries to download it.
+
+A node that ape starts itself for the script (a local ``foundry`` or ``hardhat`` network with
+no ``host`` configured) is stopped when the script ends: a manifest written for it would point
+at a chain that no longer exists, and later commands would fail against it. The script refuses
+such a node unless ``--throwaway`` is given, and then writes no manifest. To deploy to a node
+you run, prefer the SDK's ``medrecord --rpc URL deploy`` (no compile, the shipped bytecode).
 
 The order and constructor arguments come from ``medrecord_sdk.chain.DEPLOY_PLAN``, the same plan
 the SDK's embedded chain uses; the manifest (format ``medrecord-deployment/1``, documented in
@@ -35,8 +44,22 @@ from medrecord_sdk.chain import (
     show_default=True,
     help="Where the manifest is written.",
 )
-def cli(provider, account, token_cap, out_dir):
+@click.option(
+    "--throwaway",
+    is_flag=True,
+    help="Deploy to a node ape started itself (stopped when the script ends); write no manifest.",
+)
+def cli(provider, account, token_cap, out_dir, throwaway):
     """Deploy every MedRecord contract and write the manifest."""
+    # ape's SubprocessProvider keeps the process it started; a node it only connects to has none.
+    started_here = getattr(provider, "process", None) is not None
+    if started_here and not throwaway:
+        raise click.UsageError(
+            f"ape started this {provider.name} node for the script and stops it at the end, so "
+            "a manifest would point at a chain that no longer exists. Start the node yourself "
+            "(node_modules/.bin/anvil) and run `medrecord --rpc URL deploy`, or pass "
+            "--throwaway to deploy without writing a manifest"
+        )
     context = DeployContext(deployer=str(account.address), addresses={}, token_cap=token_cap)
     deployed: dict[str, ContractDeployment] = {}
     for step in DEPLOY_PLAN:
@@ -68,5 +91,8 @@ def cli(provider, account, token_cap, out_dir):
         ),
         contracts=deployed,
     )
+    if started_here:
+        click.echo("--throwaway: no manifest written (this node stops with the script)")
+        return
     path = manifest.save(DeploymentManifest.path_for(chain.chain_id, out_dir))
     click.echo(f"manifest written to {path}")

@@ -122,8 +122,18 @@ class RecordIdType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
+        text = str(value).strip()
+        if re.fullmatch(r"0[xX][0-9a-fA-F]{40}", text):
+            # Read as a number it is a valid id of nobody's record; far more likely the
+            # patient's address with the "/<index>" forgotten.
+            self.fail(
+                f"{text!r} is an address, not a record id; write 0x<patient>/<index> "
+                "(`medrecord record list` shows them)",
+                param,
+                ctx,
+            )
         try:
-            return parse_record_id(str(value))
+            return parse_record_id(text)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
