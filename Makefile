@@ -83,7 +83,8 @@ test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real 
 test: setup $(BUILD) lint typecheck ## Everything CI runs: lint, types, contracts on two chains, SDK on three
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
 
-# IPFS: a real js-ipfs node for the storage tests, in its own npm project (see TOOLCHAIN.md).
+# IPFS: a real js-ipfs node for the storage tests, in its own npm project (why and how it is
+# started: medrecord_sdk/testing/ipfs.py).
 IPFS_STAMP := tools/ipfs/node_modules/.installed
 setup: $(IPFS_STAMP)
 $(IPFS_STAMP): tools/ipfs/package.json tools/ipfs/package-lock.json
@@ -179,3 +180,37 @@ test-index: setup ## Index tests: SQLite, a real PostgreSQL cluster, reorgs on A
 
 bench-index: setup $(BUILD) ## The big index bench (1,000,000 blocks, 100,000 events on Anvil; minutes)
 	$(BIN)/python bench/index.py
+
+# ---------------------------------------------------------------------------------------------
+# Packaging (issue 16): the wheel as users install it, the newest allowed dependencies, API docs.
+# pip's cache for the clean venvs stays inside the checkout (.cache/pip), never in $HOME.
+PIP_CACHE := $(CURDIR)/.cache/pip
+API_MODULES := medrecord_sdk medrecord_sdk.client medrecord_sdk.chain medrecord_sdk.crypto \
+	medrecord_sdk.storage medrecord_sdk.fhir medrecord_sdk.testing medrecord_sdk.config \
+	medrecord_sdk.errors medrecord_sdk.vocabulary medrecord_sdk.cli
+NEWEST_VENV := $(CURDIR)/.venv-newest
+
+.PHONY: test-wheel test-newest docs bench-packaging
+
+test-wheel: setup ## The wheel in a clean venv outside the checkout: demo, README tour, pytest plugin
+	PIP_CACHE_DIR=$(PIP_CACHE) $(BIN)/python tools/wheel_check.py --repeat 3
+
+bench-packaging: setup ## Wheel size, install time, import and --help times, plugin start-up cost
+	PIP_CACHE_DIR=$(PIP_CACHE) $(BIN)/python bench/packaging.py
+
+# The newest versions the metadata allows (no lock), resolved from the package index in a venv
+# of their own; the SDK tests that need neither ape nor a build run there (the contracts and
+# the shipped-ABI check stay on the lock: ape caps web3, eth-account, click and rich).
+test-newest: setup ## SDK tests on the newest dependency versions pyproject allows
+	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
+	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded]" pytest hypothesis
+	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography)=='
+	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider -m "not hardhat and not ipfs" \
+		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
+
+docs: setup ## API reference generated from the docstrings into build/api (pdoc)
+	rm -rf build/api
+	$(BIN)/pdoc --docformat restructuredtext -o build/api $(API_MODULES)
+	@echo "open build/api/index.html"
+
+test: test-wheel docs

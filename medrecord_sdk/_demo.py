@@ -25,7 +25,7 @@ from .chain import TxResult, format_record_id
 from .client import MedRecord
 from .errors import ConsentDenied, RecordUnavailable
 from .fhir import consent_to_fhir, fhir_to_grant
-from .testing.plugin import make_actors
+from .testing import make_actors
 from .vocabulary import Action, Category, Purpose
 
 __all__ = ["DemoStep", "run_demo"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEVNET_CHAIN_IDS", "Settings"]
@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     """Where encrypted records go: a local directory, a Kubo/IPFS node, or a pinning service."""
 
     store_path: Path = Path(".medrecord/store")
-    """Directory of the local content-addressed store."""
+    """Directory of the local content-addressed store. Not given: ``store`` in
+    :meth:`local_dir` (``.medrecord/store`` where that folder exists, else the data
+    directory), so a read from another folder finds what an earlier add stored."""
 
     ipfs_api: str = "http://127.0.0.1:5001"
     """Kubo RPC API base URL (``store = "kubo"``, or the content store behind a pinning service)."""
@@ -53,7 +55,8 @@ class Settings(BaseSettings):
     """Encrypted keystore of the account's X25519 key (see ``medrecord keys``)."""
 
     keys_dir: Path = Path(".medrecord/keys")
-    """Where record data keys are cached locally (destroyed on erasure)."""
+    """Where record data keys are cached locally (destroyed on erasure). Not given: ``keys``
+    in :meth:`local_dir`."""
 
     request_timeout: float = 30.0
     """Seconds before an RPC or store request is abandoned."""
@@ -80,6 +83,34 @@ class Settings(BaseSettings):
     use_index: bool = False
     """Answer audit trails, event listings and key releases from the event index (synced before
     each answer) instead of scanning ``eth_getLogs``. The index never decides access."""
+
+    profile: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """A named identity (``MEDRECORD_PROFILE``, the CLI's ``--as NAME``): its keystores and
+    defaults live in ``profiles/<name>/`` of :meth:`local_dir`; see :meth:`profile_path`."""
+
+    @model_validator(mode="after")
+    def _data_defaults(self) -> Settings:
+        # Why after validation: the defaults depend on data_dir (another field, possibly from
+        # the environment) and on the current folder. The model is frozen, hence __setattr__
+        # of object: this runs once, while the instance is being built.
+        for name, leaf in (("store_path", "store"), ("keys_dir", "keys")):
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, self.local_dir() / leaf)
+        return self
+
+    def local_dir(self) -> Path:
+        """Where keys, store and profiles live by default: ``data_dir`` if set; else
+        ``.medrecord/`` of the current folder when it exists (the layout of earlier releases,
+        and a per-project choice); else the user's data directory."""
+        if self.data_dir is None and Path(".medrecord").is_dir():
+            return Path(".medrecord")
+        return self.data_path()
+
+    def profile_path(self, name: str | None = None) -> Path:
+        """The folder of profile ``name`` (default: :attr:`profile`); without any, the
+        folder of the default identity, :meth:`local_dir` itself."""
+        chosen = name if name is not None else self.profile
+        return self.local_dir() if chosen is None else self.local_dir() / "profiles" / chosen
 
     def data_path(self) -> Path:
         """The data directory: ``data_dir``, else the user's data directory."""

@@ -34,6 +34,7 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     │   │   └── OperationNotFound (LookupError)
     │   ├── RecordUnavailable (LookupError)    the record is erased or retracted
     │   └── DeploymentNotFound (LookupError)   no manifest for this chain id
+    │       └── StaleDeployment                 the manifest's chain or code is not this chain's
     └── FhirError
         ├── InvalidResource (ValueError)       not JSON, or the FHIR validator refused it
         ├── UnmappedResource (LookupError)     no category follows from the resource
@@ -75,6 +76,7 @@ __all__ = [
     "OperationNotFound",
     "RecipientKeyMissing",
     "RecordUnavailable",
+    "StaleDeployment",
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
@@ -265,6 +267,16 @@ class RecordUnavailable(ChainError, LookupError):
 
 class DeploymentNotFound(ChainError, LookupError):
     """No deployment manifest exists for this chain id; deploy first or pass a manifest path."""
+
+
+class StaleDeployment(DeploymentNotFound):
+    """The manifest does not describe this chain: another chain id, or an address without the
+    expected contract code (a devnet restarted since the deployment, a foreign manifest).
+    ``contract`` names the first entry that failed (``None`` for a chain-id mismatch)."""
+
+    def __init__(self, message: str, *, contract: str | None = None) -> None:
+        self.contract = contract
+        super().__init__(message)
 
 
 # ---------------------------------------------------------------- fhir

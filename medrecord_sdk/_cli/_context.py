@@ -9,7 +9,16 @@ Where the signing account comes from (the first two exclude each other):
 1. ``--dev-account N``: account N of the public devnet mnemonic (Anvil, Hardhat and the embedded
    chain fund these). Its private key is public knowledge: for local devnets only.
 2. ``--account-keystore PATH``: an eth-account (Web3 Secret Storage, v3) JSON keystore.
-3. Otherwise the default keystore that ``medrecord keys new`` writes, if it exists.
+3. Otherwise the keystore that ``medrecord keys new`` wrote for the profile in use
+   (``--as NAME`` / ``MEDRECORD_PROFILE``: ``profiles/NAME/account.json`` of the data directory;
+   without a profile, ``account.json`` there). The data directory is ``--data-dir``, else
+   ``.medrecord/`` of the current folder where it exists, else the user's data directory.
+
+A profile is a folder: ``account.json`` and ``x25519.json`` (the keystores) and an optional
+``profile.json`` whose keys (``rpc_url``, ``network``, ``manifest``, ``password_file``,
+``store``, ``ipfs_api``) are defaults for that identity: an option or a ``MEDRECORD_*``
+variable still beats them. Why files and not a config section: switching role is then one flag
+(``--as lab``), and a profile can be copied or backed up as one folder.
 
 The pinning service's token is read only from ``MEDRECORD_PINNING_TOKEN`` (never an option):
 command lines end up in shell histories and process lists.
@@ -47,6 +56,8 @@ __all__ = [
     "DEFAULT_ACCOUNT_KEYSTORE",
     "DEFAULT_KEY_KEYSTORE",
     "DEV_KEY_LABEL",
+    "PROFILE_FILE",
+    "PROFILE_KEYS",
     "CliSettings",
     "CliState",
     "dev_account",
@@ -54,8 +65,11 @@ __all__ = [
     "load_account_keystore",
 ]
 
-DEFAULT_ACCOUNT_KEYSTORE = Path(".medrecord/account.json")
-DEFAULT_KEY_KEYSTORE = Path(".medrecord/x25519.json")
+# File names inside a profile folder (Settings.profile_path()).
+DEFAULT_ACCOUNT_KEYSTORE = Path("account.json")
+DEFAULT_KEY_KEYSTORE = Path("x25519.json")
+PROFILE_FILE = "profile.json"
+PROFILE_KEYS = ("rpc_url", "network", "manifest", "password_file", "store", "ipfs_api")
 DEV_KEY_LABEL = b"medrecord devnet x25519 key v1"
 # Chain ids of local devnets: Anvil and Hardhat (31337), geth --dev and ganache (1337).
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
@@ -153,14 +167,53 @@ class CliState:
     def settings(self) -> CliSettings:
         """Options override ``MEDRECORD_*`` variables, which override the defaults."""
         if self._settings is None:
-            try:
-                self._settings = CliSettings(**self.overrides)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                )
-                raise click.UsageError(f"invalid settings ({problems})") from None
+            first = self._build(self.overrides)
+            defaults = {
+                k: v
+                for k, v in self._profile_defaults(first).items()
+                if k not in first.model_fields_set
+            }
+            self._settings = self._build({**defaults, **self.overrides}) if defaults else first
         return self._settings
+
+    @staticmethod
+    def _build(values: dict[str, Any]) -> CliSettings:
+        try:
+            return CliSettings(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise click.UsageError(f"invalid settings ({problems})") from None
+
+    @staticmethod
+    def _profile_defaults(settings: CliSettings) -> dict[str, Any]:
+        """The defaults a profile's ``profile.json`` gives (empty without a profile)."""
+        if settings.profile is None:
+            return {}
+        folder = settings.profile_path()
+        path = folder / PROFILE_FILE
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"profile {settings.profile!r}: {path} cannot be read ({exc}); fix or delete it"
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"profile {settings.profile!r}: {path} is not a JSON object")
+        return {k: data[k] for k in PROFILE_KEYS if data.get(k) is not None}
+
+    def account_keystore_path(self) -> Path:
+        """Where this profile's account keystore is (``--account-keystore`` beats it)."""
+        s = self.settings
+        return s.account_keystore or s.profile_path() / DEFAULT_ACCOUNT_KEYSTORE
+
+    def key_keystore_path(self) -> Path:
+        """Where this profile's X25519 keystore is (``--key-keystore`` beats it)."""
+        s = self.settings
+        return s.keystore or s.profile_path() / DEFAULT_KEY_KEYSTORE
 
     @property
     def console(self) -> Console:
@@ -209,12 +262,18 @@ class CliState:
             if s.dev_account is not None:
                 self._account = dev_account(s.dev_account)
             else:
-                path = s.account_keystore or DEFAULT_ACCOUNT_KEYSTORE
+                path = self.account_keystore_path()
                 if s.account_keystore is None and not path.is_file():
+                    who = f"profile {s.profile!r} has no account" if s.profile else "no account"
+                    create = (
+                        f"medrecord --as {s.profile} keys new"
+                        if s.profile
+                        else "medrecord keys new"
+                    )
                     raise ConfigurationError(
-                        "this command needs your account: pass --account-keystore PATH "
-                        "(create one with `medrecord keys new`), or --dev-account N on a "
-                        "local devnet"
+                        f"this command needs your account, and {who} at {path}: create one "
+                        f"with `{create}`, pass --account-keystore PATH, or --dev-account N "
+                        "on a local devnet"
                     )
                 self._account = load_account_keystore(path, self.passphrase())
         return self._account
@@ -231,8 +290,8 @@ class CliState:
             path = s.keystore
             # The default key keystore belongs with the default account keystore only.
             defaults = s.dev_account is None and s.account_keystore is None
-            if path is None and defaults and DEFAULT_KEY_KEYSTORE.is_file():
-                path = DEFAULT_KEY_KEYSTORE
+            if path is None and defaults and self.key_keystore_path().is_file():
+                path = self.key_keystore_path()
             if path is not None:
                 try:
                     self._keypair = load_keystore(path, self.passphrase())

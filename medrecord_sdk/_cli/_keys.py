@@ -16,9 +16,9 @@ from ..chain import DeploymentManifest, Signer, deploy_contracts
 from ..crypto import KeyPair, save_keystore
 from ..errors import ConfigurationError, KeystoreError
 from ._context import (
-    DEFAULT_ACCOUNT_KEYSTORE,
-    DEFAULT_KEY_KEYSTORE,
     DEVNET_CHAIN_IDS,
+    PROFILE_FILE,
+    PROFILE_KEYS,
     CliState,
 )
 from ._output import emit, tx_fields
@@ -79,16 +79,16 @@ def keys_new(state: CliState, light_kdf: bool) -> None:
     """Create an account and an X25519 key in keystores.
 
     A new Ethereum account and X25519 key, each in an encrypted keystore, written to
-    --account-keystore and --key-keystore (default: .medrecord/account.json and
-    .medrecord/x25519.json), both under one passphrase (--password-file, MEDRECORD_PASSWORD or
-    prompted twice). Existing files are never overwritten: a lost key loses every record wrapped
-    to it. Publish the key afterwards with `medrecord keys register`.
+    --account-keystore and --key-keystore (default: account.json and x25519.json of the
+    profile, `--as NAME`, in the data directory), both under one passphrase (--password-file,
+    MEDRECORD_PASSWORD or prompted twice). Existing files are never overwritten: a lost key
+    loses every record wrapped to it. Publish the key afterwards with `medrecord keys register`.
     """
     s = state.settings
     if s.dev_account is not None:
         raise click.UsageError("keys new creates a real account; drop --dev-account")
-    account_path = s.account_keystore or DEFAULT_ACCOUNT_KEYSTORE
-    key_path = s.keystore or DEFAULT_KEY_KEYSTORE
+    account_path = state.account_keystore_path()
+    key_path = state.key_keystore_path()
     if account_path.resolve() == key_path.resolve():
         raise click.UsageError("--account-keystore and --key-keystore must be different files")
     for path in (account_path, key_path):
@@ -109,8 +109,11 @@ def keys_new(state: CliState, light_kdf: bool) -> None:
         # The account was created a moment ago and holds nothing yet: do not leave half a pair.
         account_path.unlink(missing_ok=True)
         raise
+    if s.profile is not None:
+        _write_profile(state, account_path.parent if s.account_keystore is None else None)
     data = {
         "address": account.address,
+        "profile": s.profile,
         "public_key": "0x" + keypair.public_bytes.hex(),
         "account_keystore": str(account_path),
         "key_keystore": str(key_path),
@@ -120,9 +123,23 @@ def keys_new(state: CliState, light_kdf: bool) -> None:
         console.print(f"address     {account.address}")
         console.print(f"public key  0x{keypair.public_bytes.hex()}")
         console.print(f"keystores   {account_path}, {key_path} (back them up, with the passphrase)")
-        console.print("next: fund the address, then `medrecord keys register`")
+        as_ = f" --as {s.profile}" if s.profile else ""
+        console.print(
+            f"next: fund the address (on a devnet: `medrecord{as_} dev fund {account.address}`), "
+            f"then `medrecord{as_} keys register`"
+        )
 
     emit(state, data, human)
+
+
+def _write_profile(state: CliState, folder: Path | None) -> None:
+    """Records the network options given to ``keys new --as NAME`` as the profile's defaults."""
+    s = state.settings
+    target = folder if folder is not None else s.profile_path()
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    values = {k: state.overrides.get(k) for k in PROFILE_KEYS}
+    document = {k: str(v) for k, v in values.items() if v is not None}
+    (target / PROFILE_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 @keys.command("show")

@@ -86,15 +86,32 @@ def _split(value: str) -> list[str]:
 
 
 class AddressType(click.ParamType):
-    """An Ethereum address, checked and returned in its checksummed form."""
+    """An Ethereum address, checked and returned in its checksummed form.
+
+    Why not ``Web3.is_address`` alone: it accepts a mixed-case address whose checksum is wrong
+    only in some versions and paths; the rule here is EIP-55's, spelled out.
+    """
 
     name = "address"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
-        if not Web3.is_address(text):
-            self.fail(f"{text!r} is not an Ethereum address (0x followed by 40 hex digits)")
-        return str(Web3.to_checksum_address(text))
+        digits = text[2:] if text[:2] in ("0x", "0X") else text
+        if len(digits) != 40 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            self.fail(
+                f"{text!r} is not an Ethereum address (0x followed by 40 hex digits)", param, ctx
+            )
+        checksummed = str(Web3.to_checksum_address("0x" + digits.lower()))
+        # EIP-55: mixed case IS a checksum; one mistyped character must not send consent or
+        # money elsewhere. All-lower or all-upper input carries no checksum and is accepted.
+        if digits != digits.lower() and digits != digits.upper() and "0x" + digits != checksummed:
+            self.fail(
+                f"{text!r} fails its EIP-55 checksum (a character is mistyped?); check the "
+                f"address, or write it all in lower case to skip the check",
+                param,
+                ctx,
+            )
+        return checksummed
 
 
 class RecordIdType(click.ParamType):
@@ -105,8 +122,18 @@ class RecordIdType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
+        text = str(value).strip()
+        if re.fullmatch(r"0[xX][0-9a-fA-F]{40}", text):
+            # Read as a number it is a valid id of nobody's record; far more likely the
+            # patient's address with the "/<index>" forgotten.
+            self.fail(
+                f"{text!r} is an address, not a record id; write 0x<patient>/<index> "
+                "(`medrecord record list` shows them)",
+                param,
+                ctx,
+            )
         try:
-            return parse_record_id(str(value))
+            return parse_record_id(text)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -14,6 +14,7 @@ from ._deployment import (
     DeployContext,
     DeploymentManifest,
     DeployStep,
+    verify_deployment,
 )
 from ._embedded import (
     DEVNET_MNEMONIC,
@@ -91,4 +92,5 @@ __all__ = [
     "revert_to",
     "snapshot",
     "split_record_id",
+    "verify_deployment",
 ]

@@ -36,11 +36,14 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ConfigurationError, DeploymentNotFound
+from ..errors import ConfigurationError, DeploymentNotFound, StaleDeployment
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 __all__ = [
     "DEPLOY_PLAN",
@@ -51,6 +54,7 @@ __all__ = [
     "DeployContext",
     "DeployStep",
     "DeploymentManifest",
+    "verify_deployment",
 ]
 
 FORMAT = "medrecord-deployment/1"
@@ -97,7 +101,8 @@ class DeploymentManifest(_Model):
         except KeyError:
             raise DeploymentNotFound(
                 f"the manifest of chain {self.chain_id} has no {name}; "
-                f"redeploy with `ape run deploy --network {self.network}`"
+                "redeploy with `medrecord --rpc URL deploy --force` "
+                f"(or `ape run deploy --network {self.network}`)"
             ) from None
 
     @classmethod
@@ -108,7 +113,7 @@ class DeploymentManifest(_Model):
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DeploymentNotFound(
-                f"no deployment manifest at {path}; deploy first (`ape run deploy`)"
+                f"no deployment manifest at {path}; deploy first (`medrecord --rpc URL deploy`)"
             ) from None
         except json.JSONDecodeError as exc:
             raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
@@ -202,3 +207,87 @@ SHIPPED_CONTRACTS: tuple[str, ...] = (
     "RecordRegistry",
     "StudyEscrow",
 )
+
+
+_REDEPLOY = (
+    "redeploy with `medrecord --rpc URL deploy --force` (writes a fresh manifest for this "
+    "chain), or point --manifest / MEDRECORD_MANIFEST at the manifest of this chain"
+)
+
+
+def _expected_contracts(name: str) -> set[str]:
+    """The artifacts whose code may sit at manifest entry ``name``: its own, and that of any
+    deployment step serving it (the RecordRegistry is the ConsentRegistry too)."""
+    found = {name}
+    for step in DEPLOY_PLAN:
+        if name in step.serves:
+            found.add(step.contract)
+    return found
+
+
+def verify_deployment(w3: Web3, manifest: DeploymentManifest) -> None:
+    """Checks that ``manifest`` describes the chain behind ``w3``; raises :class:`StaleDeployment`.
+
+    Three questions, one ``eth_chainId`` and one ``eth_getCode`` per distinct address: the
+    manifest's chain id is the node's; the chain has reached the manifest's deploy block; and
+    each address holds code whose solc metadata hash (the CBOR trailer solc appends, which
+    commits to the sources and compiler settings) is the one of the shipped artifact of that
+    name. Why the metadata hash and not the whole runtime code: immutables (the escrow's
+    registry and token, the token's EIP-712 domain) are written into the code at deployment,
+    so the deployed bytes differ per deployment; the trailer does not.
+
+    Why it matters: a devnet restarted with the same chain id (Anvil, Hardhat) leaves a manifest
+    whose addresses are empty, and every call then fails as an undecodable empty answer; a
+    manifest with a typo'd address points at someone else's contract. Both are caught here
+    before anything is signed.
+    """
+    from ._artifacts import load_artifact, metadata_hash
+
+    chain_id = int(w3.eth.chain_id)
+    if manifest.chain_id != chain_id:
+        raise StaleDeployment(
+            f"the manifest is for chain {manifest.chain_id}, but the node is chain {chain_id}; "
+            + _REDEPLOY
+        )
+    head = int(w3.eth.block_number)
+    if head < manifest.deploy_block:
+        raise StaleDeployment(
+            f"the manifest says the contracts were deployed at block {manifest.deploy_block}, "
+            f"but chain {chain_id} is only at block {head}: the chain was reset or restarted "
+            "since; " + _REDEPLOY
+        )
+    codes: dict[str, bytes] = {}
+    for name, entry in manifest.contracts.items():
+        try:
+            address = w3.to_checksum_address(entry.address)
+        except ValueError:
+            raise StaleDeployment(
+                f"the manifest's {name} address {entry.address!r} is not an Ethereum address; "
+                + _REDEPLOY,
+                contract=name,
+            ) from None
+        if address not in codes:
+            codes[address] = bytes(w3.eth.get_code(address))
+        code = codes[address]
+        if not code:
+            raise StaleDeployment(
+                f"chain {chain_id} has no contract at the manifest's {name} address {address} "
+                "(the chain was restarted or reset since the deployment?); " + _REDEPLOY,
+                contract=name,
+            )
+        try:
+            found = metadata_hash(code)
+        except ConfigurationError:
+            found = b""
+        expected = {
+            metadata_hash(load_artifact(n).bytecode)
+            for n in _expected_contracts(name)
+            if n in SHIPPED_CONTRACTS
+        }
+        if expected and found not in expected:
+            raise StaleDeployment(
+                f"the contract at the manifest's {name} address {address} on chain {chain_id} "
+                f"is not this SDK's {name} (another contract, or another build of it); "
+                + _REDEPLOY,
+                contract=name,
+            )

@@ -3,18 +3,31 @@
 It derives its accounts from the well-known public devnet mnemonic, so the same ten funded
 addresses exist on the embedded chain, Anvil and Hardhat. Test money only: never use these
 keys anywhere real.
+
+py-evm and eth-tester are the ``embedded`` extra (``pip install 'medrecord-sdk[embedded]'``),
+imported only when an embedded chain is built: an RPC-only application never loads them (they
+cost about half a second at import), and without the extra :class:`EmbeddedChain` says which
+extra to install instead of failing with ``ModuleNotFoundError``. The snapshot and clock helpers
+recognise the embedded provider by type without importing eth-tester.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from eth_tester import EthereumTester
+
 __all__ = [
     "DEVNET_MNEMONIC",
+    "EMBEDDED_EXTRA_HINT",
     "EmbeddedChain",
     "advance_time",
     "devnet_accounts",
@@ -25,6 +38,19 @@ __all__ = [
 # Public test mnemonic of Anvil, Hardhat and ape; funded only on throw-away local chains.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
 _HD_BASE = "m/44'/60'/0'/0"
+EMBEDDED_EXTRA_HINT = (
+    "the embedded chain needs py-evm and eth-tester: pip install 'medrecord-sdk[embedded]' "
+    "(or connect to a node with MedRecord.connect / medrecord --rpc URL)"
+)
+
+
+def _tester_classes() -> tuple[Any, Any]:
+    """eth-tester's EthereumTester and PyEVMBackend, or a ConfigurationError naming the extra."""
+    try:
+        from eth_tester import EthereumTester, PyEVMBackend
+    except ImportError:
+        raise ConfigurationError(EMBEDDED_EXTRA_HINT) from None
+    return EthereumTester, PyEVMBackend
 
 
 def devnet_accounts(count: int = 10) -> list[LocalAccount]:
@@ -39,8 +65,9 @@ class EmbeddedChain:
     """An in-process chain with ten funded devnet accounts, and control of its clock."""
 
     def __init__(self, accounts: int = 10) -> None:
-        backend = PyEVMBackend(mnemonic=DEVNET_MNEMONIC, hd_path=_HD_BASE)
-        self.tester = EthereumTester(backend)
+        tester_class, backend_class = _tester_classes()
+        backend = backend_class(mnemonic=DEVNET_MNEMONIC, hd_path=_HD_BASE)
+        self.tester: EthereumTester = tester_class(backend)
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self.accounts = devnet_accounts(accounts)
 

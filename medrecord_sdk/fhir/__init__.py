@@ -6,11 +6,9 @@
   (:data:`MAPPING`, also in ``docs/fhir.md``). :func:`split_bundle` splits a Bundle.
 - :func:`consent_to_fhir` exports a registry consent as a FHIR Consent (R5 or R4), and
   :func:`fhir_to_grant` imports one into the arguments of ``ConsentRegistry.grant``.
-- :data:`fhir_cli` is the ``medrecord fhir`` click group (``main.add_command(fhir_cli)``).
 """
 
 from ..errors import FhirError, InvalidResource, UnmappedResource, UnsupportedConsent
-from ._cli import fhir as fhir_cli
 from ._consent import (
     ACTION_SYSTEM,
     ADDRESS_SYSTEM,
@@ -71,7 +69,6 @@ __all__ = [
     "category_from_code",
     "classify",
     "consent_to_fhir",
-    "fhir_cli",
     "fhir_to_grant",
     "infer_category",
     "load_json",

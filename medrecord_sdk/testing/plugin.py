@@ -1,7 +1,11 @@
 """The pytest plugin for dApps built on MedRecord: a working stack in one line.
 
 Installed with the SDK (entry point ``pytest11``) and loaded by pytest automatically; nothing
-heavy is imported until a fixture is used. In a dApp's test::
+heavy is imported until a fixture is used: loading the plugin imports only this module,
+``medrecord_sdk/__init__`` and :mod:`medrecord_sdk.testing._actors` (pytest and the standard
+library), so a venv with the SDK installed pays a few milliseconds per pytest run, and no
+third-party import at load can emit a warning that ``-W error`` would turn into an abort.
+The embedded network needs the ``embedded`` extra (py-evm, eth-tester). In a dApp's test::
 
     def test_lab_results_reach_the_doctor(actors):
         patient, provider = actors.patient, actors.provider
@@ -26,21 +30,21 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from ._actors import TOKEN_UNIT, Actors, make_actors
+
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
+    from ..client import MedRecord
 
-    from ..client import MedRecord, Patient, Provider, Researcher
-
-__all__ = ["Actors"]
+# make_actors and Actors live in medrecord_sdk.testing (no pytest needed); re-exported here
+# for tests written against the earlier location.
+__all__ = ["TOKEN_UNIT", "Actors", "make_actors"]
 
 NETWORKS = ("embedded", "anvil", "hardhat")
-TOKEN_UNIT = 10**18
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,19 +55,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="embedded",
         help="chain behind the `medrecord` fixture (default: embedded py-evm)",
     )
-
-
-@dataclass(frozen=True)
-class Actors:
-    """The cast of a MedRecord test, each with a funded account and a registered key."""
-
-    admin: LocalAccount
-    patient: Patient
-    provider: Provider
-    researcher: Researcher
-    doctor: Provider
-    guardian: Patient
-    relayer: Patient
 
 
 def _stack(network: str, workdir: Path) -> tuple[MedRecord, Callable[[], None]]:
@@ -146,24 +137,6 @@ def medrecord_embedded(_medrecord_stacks: Callable[[str], MedRecord]) -> Iterato
 @pytest.fixture
 def medrecord_anvil(_medrecord_stacks: Callable[[str], MedRecord]) -> Iterator[MedRecord]:
     yield from _isolated(_medrecord_stacks("anvil"))
-
-
-def make_actors(mr: MedRecord) -> Actors:
-    """Builds the cast on ``mr``: keys registered, the researcher funded with 1,000 tokens."""
-    a = mr.accounts
-    actors = Actors(
-        admin=a[0],
-        patient=mr.patient(a[1]),
-        provider=mr.provider(a[2]),
-        researcher=mr.researcher(a[3]),
-        doctor=mr.provider(a[4]),
-        guardian=mr.patient(a[5]),
-        relayer=mr.patient(a[6]),
-    )
-    for actor in (actors.patient, actors.provider, actors.researcher, actors.doctor):
-        actor.register_key()
-    mr.token.mint(actors.researcher.address, 1_000 * TOKEN_UNIT, signer=mr.signer(a[0]))
-    return actors
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from medrecord_sdk.chain import Signer, deploy_contracts, devnet_accounts
 from medrecord_sdk.client import MedRecord
 from medrecord_sdk.config import Settings
 from medrecord_sdk.storage import LocalStore
-from medrecord_sdk.testing.plugin import make_actors
+from medrecord_sdk.testing import make_actors
 from medrecord_sdk.vocabulary import Category
 
 

@@ -51,6 +51,15 @@ OBSERVATION = {
 }
 
 
+def _runner() -> CliRunner:
+    """stdout and stderr kept apart: click 8.2+ does so by default and dropped ``mix_stderr``;
+    click 8.1 (the lock) needs it. The SDK's metadata allows both, and CI tests both."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
+    except TypeError:
+        return CliRunner()
+
+
 @dataclass
 class Cli:
     """Runs `medrecord` against the module's Anvil node, as a given dev account."""
@@ -84,7 +93,7 @@ class Cli:
             argv += ["--dev-account", str(account)]
         if as_json:
             argv.append("--json")
-        runner = CliRunner(mix_stderr=False)
+        runner = _runner()
         return runner.invoke(main, [*argv, *args], env=env, input=input, catch_exceptions=False)
 
     def ok(self, *args: str, account: int | None = None, **kwargs: object) -> Result:
@@ -111,6 +120,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             if name.startswith("MEDRECORD_") and name not in ("MEDRECORD_ANVIL",):
                 mp.delenv(name)
         mp.chdir(root)  # the CLI's default paths (.medrecord/...) land in the temporary dir
+        (root / ".medrecord").mkdir()  # found in the current folder: the earlier layout
         with AnvilNode() as node:
             assert node.rpc_url is not None
             cli = Cli(node.rpc_url, root)

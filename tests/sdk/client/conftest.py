@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from medrecord_sdk.client import MedRecord
-from medrecord_sdk.testing.plugin import Actors, _isolated, make_actors
+from medrecord_sdk.testing import Actors, make_actors
+from medrecord_sdk.testing.plugin import _isolated
 
 
 @pytest.fixture(

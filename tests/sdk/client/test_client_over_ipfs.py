@@ -7,8 +7,8 @@ import pytest
 from medrecord_sdk.client import MedRecord
 from medrecord_sdk.errors import ContentNotFound
 from medrecord_sdk.storage import KuboStore
+from medrecord_sdk.testing import make_actors
 from medrecord_sdk.testing.ipfs import IpfsNode
-from medrecord_sdk.testing.plugin import make_actors
 from medrecord_sdk.vocabulary import Action, Category, Purpose
 
 pytestmark = pytest.mark.ipfs

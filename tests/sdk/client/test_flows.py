@@ -22,7 +22,7 @@ from medrecord_sdk.errors import (
     StoreUnavailable,
 )
 from medrecord_sdk.storage import KuboStore, LocalStore
-from medrecord_sdk.testing.plugin import Actors
+from medrecord_sdk.testing import Actors
 from medrecord_sdk.vocabulary import Action, Category, Purpose
 
 UNIT = 10**18

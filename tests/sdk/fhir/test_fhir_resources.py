@@ -166,7 +166,7 @@ def test_validate_resource_does_not_classify() -> None:
 
 
 def test_the_code_lists_are_not_checked() -> None:
-    # A documented limit of fhir.resources (TOOLCHAIN.md): codes are not checked against their
+    # A known limit of fhir.resources (docs/fhir.md): codes are not checked against their
     # value sets, so "done" passes as an Observation status.
     data = json.loads(GLUCOSE)
     data["status"] = "done"

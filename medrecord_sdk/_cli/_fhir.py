@@ -1,8 +1,9 @@
 """``medrecord fhir``: FHIR conversions from the command line.
 
-A ``click.Group`` that the main CLI attaches with ``main.add_command(fhir)``. Every command is
-a pure conversion (no chain, no store), so it also works offline on files. Errors of the SDK
-become one ``Error: ...`` line and exit status 1.
+A ``click.Group`` that the main CLI loads on first use (it lived in ``medrecord_sdk.fhir``
+until the CLI's commands moved into one package; the fhir package no longer imports click).
+Every command is a pure conversion (no chain, no store), so it also works offline on files.
+Errors of the SDK become one ``Error: ...`` line and exit status 1.
 """
 
 from __future__ import annotations
@@ -17,10 +18,19 @@ import click
 from click.decorators import FC
 
 from ..errors import FhirError
+from ..fhir import (
+    NO_EXPIRY,
+    ConsentVersion,
+    FhirVersion,
+    category_code,
+    category_from_code,
+    consent_to_fhir,
+    fhir_to_grant,
+    parse_resource,
+    split_bundle,
+    validate_resource,
+)
 from ..vocabulary import Action, Category, Purpose
-from ._consent import NO_EXPIRY, ConsentVersion, consent_to_fhir, fhir_to_grant
-from ._mapping import category_code, category_from_code
-from ._resources import FhirVersion, parse_resource, split_bundle, validate_resource
 
 __all__ = ["fhir"]
 

@@ -8,15 +8,29 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
-from fhir_testdata import EXAMPLES, GRANTEE, PATIENT, REGISTRY
 
-from medrecord_sdk.fhir import NO_EXPIRY, fhir_cli
+from medrecord_sdk._cli._fhir import fhir as fhir_cli
+from medrecord_sdk.fhir import NO_EXPIRY
 
+# The parties and example resources of the FHIR tests (tests/sdk/fhir/fhir_testdata.py).
+EXAMPLES = Path(__file__).resolve().parents[1] / "fhir" / "examples"
+PATIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+GRANTEE = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 GLUCOSE = EXAMPLES / "r5" / "laboratory--observation-glucose.json"
 
 
+def _runner() -> CliRunner:
+    """stdout and stderr kept apart: click 8.2+ does so by default and dropped ``mix_stderr``;
+    click 8.1 (the lock) needs it. The SDK's metadata allows both, and CI tests both."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
+    except TypeError:
+        return CliRunner()
+
+
 def _run(*args: str, stdin: bytes | None = None) -> Result:
-    return CliRunner(mix_stderr=False).invoke(fhir_cli, list(args), input=stdin)
+    return _runner().invoke(fhir_cli, list(args), input=stdin)
 
 
 def test_is_a_group_named_fhir() -> None:
