@@ -20,6 +20,8 @@ checkpoint of the lifecycle; this process then resumes from the same journal and
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import signal
@@ -169,8 +171,12 @@ def _observe(mr: MedRecord, c: dict[str, Any], args: dict[str, Any], tmp: Path,
     study = None
     if "study_id" in args:
         s = args["study_id"]
+        # The deadline is "now + a period" at creation, so it moves with the wall clock of the
+        # preparation (a Retry-After wait shifts it by a second): compare what the flow changes.
+        details = dataclasses.asdict(mr.escrow.get_study(s))
+        details.pop("enrollment_deadline", None)
         study = (
-            repr(mr.escrow.get_study(s)),
+            repr(sorted(details.items())),
             {w: mr.escrow.enrollment_of(s, people[w]).name for w in ("patient", "other")},
         )
     pins_now = _pins(env)
