@@ -30,9 +30,7 @@ contract DataShareTokenFuzzTest is Test {
         vm.startPrank(ADMIN);
         token.mint(address(1), first);
         second = bound(second, cap - first + 1, type(uint128).max + cap);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDataShareToken.DataShareTokenCapExceeded.selector, first + second, cap)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDataShareToken.DataShareTokenCapExceeded.selector, first + second, cap));
         token.mint(address(1), second);
         vm.stopPrank();
         assertEq(token.totalSupply(), first);

@@ -21,7 +21,6 @@ checkpoint of the lifecycle; this process then resumes from the same journal and
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 import signal
