@@ -77,8 +77,10 @@ test-contracts: setup ## Contract tests on the embedded chain (py-evm)
 test-contracts-anvil: setup ## Contract tests on Anvil (random port)
 	$(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
 
-test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node)
-	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider
+# Two xdist workers, one per core: each starts its own nodes (Anvil, Hardhat, js-ipfs,
+# PostgreSQL) on free ports, so the workers share nothing but the CPU.
+test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, the fault matrix)
+	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider -n 2
 
 test: setup $(BUILD) lint typecheck ## Everything CI runs: lint, types, contracts on two chains, SDK on three
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
