@@ -503,14 +503,9 @@ class Patient(_Actor):
 
     # ------------------------------------------------------------ sharing and erasure
 
-    def share(self, record_id: int, grantee: str) -> TxResult:
-        """Releases a record's key to ``grantee``, wrapped for the key the grantee published.
-
-        Refused before anything is sent when the grantee has no active READ consent for the
-        record's category, under any purpose, the contract's rule (ConsentDenied /
-        ConsentExpired), or has published no encryption key (RecipientKeyMissing). The purposes
-        bind the grantee: its :meth:`read` checks the one it reads for.
-        """
+    def _release_for(self, record_id: int, grantee: str) -> tuple[str, bytes]:
+        """The checked grantee and the record's key wrapped for its published key; refused
+        (RecordUnavailable, ConsentDenied/Expired, RecipientKeyMissing) before any signing."""
         grantee = Web3.to_checksum_address(grantee)
         record = self.mr.records.get_record(record_id)
         if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
@@ -520,7 +515,17 @@ class Patient(_Actor):
         self._require_consent(record.patient, grantee, record.category, None, Action.READ)
         public_key = self._public_key_of(grantee)
         data_key = self._data_key(record)
-        wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
+        return grantee, wrap_key(data_key, public_key, self._binding(record, public_key))
+
+    def share(self, record_id: int, grantee: str) -> TxResult:
+        """Releases a record's key to ``grantee``, wrapped for the key the grantee published.
+
+        Refused before anything is sent when the grantee has no active READ consent for the
+        record's category, under any purpose, the contract's rule (ConsentDenied /
+        ConsentExpired), or has published no encryption key (RecipientKeyMissing). The purposes
+        bind the grantee: its :meth:`read` checks the one it reads for.
+        """
+        grantee, wrapped = self._release_for(record_id, grantee)
         op_id = self.mr.journal.begin(
             "share",
             self.mr.chain_id,
@@ -581,16 +586,7 @@ class Patient(_Actor):
         """Signs a key release off-chain (no ETH needed); anyone relays it with
         ``relay_share``. Checked as :meth:`share` is before signing; the signature dies with a
         revoke of ``grantee``, the next record signature, or :meth:`cancel_record_signatures`."""
-        grantee = Web3.to_checksum_address(grantee)
-        record = self.mr.records.get_record(record_id)
-        if record.status in (RecordStatus.ERASED, RecordStatus.RETRACTED):
-            raise RecordUnavailable(
-                f"record {format_record_id(record_id)} is {record.status.name.lower()}"
-            )
-        self._require_consent(record.patient, grantee, record.category, None, Action.READ)
-        public_key = self._public_key_of(grantee)
-        data_key = self._data_key(record)
-        wrapped = wrap_key(data_key, public_key, self._binding(record, public_key))
+        grantee, wrapped = self._release_for(record_id, grantee)
         return self.mr.records.sign_share_key(
             self.account, record_id, grantee, wrapped, self.mr.now() + valid_for
         )
