@@ -32,6 +32,7 @@ for a dev account without one, a key derived from the dev account's private key 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,8 +218,12 @@ class CliState:
 
     @property
     def console(self) -> Console:
-        """stdout for results; wide when not a terminal so addresses are never cut in pipes."""
-        return Console(width=None if sys.stdout.isatty() else 240, highlight=False)
+        """stdout for results: the terminal's width; in a pipe ``$COLUMNS`` if set, else 240
+        so that addresses are never cut."""
+        if sys.stdout.isatty():
+            return Console(highlight=False)
+        columns = os.environ.get("COLUMNS", "")
+        return Console(width=int(columns) if columns.isdigit() else 240, highlight=False)
 
     @property
     def err(self) -> Console:

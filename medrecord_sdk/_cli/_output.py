@@ -19,7 +19,15 @@ from rich.text import Text
 from ..chain import TxResult
 from ._context import CliState
 
-__all__ = ["emit", "jsonable", "table", "tx_fields"]
+__all__ = ["emit", "jsonable", "short_address", "table", "tx_fields"]
+
+
+def short_address(address: str) -> str:
+    """``0x7099…79C8``: enough to tell accounts apart in a table (the JSON keeps it whole).
+
+    Why: three full addresses take 126 columns; a table must be readable at 100.
+    """
+    return address if len(address) < 14 else f"{address[:6]}…{address[-4:]}"
 
 
 def jsonable(value: Any) -> Any:

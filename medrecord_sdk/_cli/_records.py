@@ -33,7 +33,7 @@ from ..fhir import ParsedResource, parse_resource
 from ..storage import CID
 from ..vocabulary import Category, Purpose
 from ._context import CliState
-from ._output import emit, table, tx_fields
+from ._output import emit, short_address, table, tx_fields
 from ._params import ADDRESS, CATEGORY, PURPOSE, RECORD_ID, category_name, format_time
 
 __all__ = ["PROGRESS_THRESHOLD", "record"]
@@ -450,12 +450,19 @@ def record_shared(state: CliState) -> None:
         if not rows:
             console.print(f"no record keys have been released to {state.address}")
             return
-        keys = ("record_id", "patient", "sharer", "block")
         console.print(
             table(
                 f"Records shared with {state.address}",
-                ("record", "patient", "shared by", "purpose", "block"),
-                [[row[k] for k in keys] for row in rows],
+                ("record", "patient", "shared by", "block"),
+                [
+                    [
+                        row["record_id"],
+                        short_address(str(row["patient"])),
+                        short_address(str(row["sharer"])),
+                        row["block"],
+                    ]
+                    for row in rows
+                ],
             )
         )
 

@@ -312,6 +312,17 @@ def test_patient_provider_doctor_researcher_story(cli: Cli, tmp_path: Path) -> N
     assert {"record_id": record_id, "patient": ADDR[PATIENT], "sharer": ADDR[PATIENT]}.items() <= (
         shared[-1].items()
     )
+    # The human form: four headers over four values, whole record id, short addresses, and
+    # readable at 100 columns.
+    human = cli.ok("record", "shared", account=DOCTOR, env={"COLUMNS": "100"}).stdout
+    assert all(len(line) <= 100 for line in human.splitlines()), human
+    header = next(line for line in human.splitlines() if "shared by" in line)
+    assert [c.strip() for c in header.strip("┃│ ").replace("┃", "│").split("│")] == [
+        "record", "patient", "shared by", "block",
+    ]  # fmt: skip
+    short = f"{ADDR[PATIENT][:6]}…{ADDR[PATIENT][-4:]}"
+    row = next(line for line in human.splitlines() if record_id in line)
+    assert row.count(short) == 2, human
     cli.ok("record", "read", str(record_id), "--out", str(tmp_path / "doctor.json"), account=DOCTOR)
     assert (tmp_path / "doctor.json").read_bytes() == observation.read_bytes()
 
