@@ -19,7 +19,6 @@ from typing import Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
-from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
@@ -52,6 +51,7 @@ from ._journal import (
     checkpoint,
     current_step,
 )
+from ._tester import TesterTransactionFailed
 
 __all__ = [
     "REVERT_EXCEPTIONS",

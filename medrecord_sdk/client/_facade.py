@@ -29,6 +29,7 @@ from ..chain import (
     StudyEscrow,
     advance_time,
     deploy_contracts,
+    verify_deployment,
 )
 from ..chain._abi import event_registry, event_topic, topic_for
 from ..chain._journal import Journal, JournalOperation, OperationStatus, TxStatus
@@ -172,6 +173,9 @@ class MedRecord:
                 if settings.manifest
                 else DeploymentManifest.for_chain(int(w3.eth.chain_id), settings.deployments_dir)
             )
+        # A stale manifest (a devnet restarted, another deployment) fails here, clearly, rather
+        # than as undecodable empty answers from every later call.
+        verify_deployment(w3, manifest)
         journal = Journal(settings.journal_path())
         owned.insert(0, _Closing(journal.close))
         index = None

@@ -59,7 +59,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
         with AnvilNode() as node:
             assert node.rpc_url is not None
             cli = Ops(node.rpc_url, root)
-            cli.data("deploy", account=0)
+            cli.data("deploy", "--uncapped", account=0)
             cli.data("keys", "register", account=1)
             yield cli
 
