@@ -165,7 +165,8 @@ def constructor_reverts(deployer):
                 container.deploy(*args, sender=deployer)
             return
         ctor_types = [i.canonical_type for i in container.contract_type.constructor.inputs]
-        encoded = encode(ctor_types, [str(getattr(a, "address", a)) for a in args])
+        values = [str(a.address) if hasattr(a, "address") else a for a in args]
+        encoded = encode(ctor_types, values)
         code = container.contract_type.deployment_bytecode.bytecode
         with pytest.raises(ContractCustomError) as info:
             ape.chain.provider.web3.eth.call(
