@@ -77,10 +77,10 @@ test-contracts: setup ## Contract tests on the embedded chain (py-evm)
 test-contracts-anvil: setup ## Contract tests on Anvil (random port)
 	$(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
 
-# Two xdist workers, one per core: each starts its own nodes (Anvil, Hardhat, js-ipfs,
-# PostgreSQL) on free ports, so the workers share nothing but the CPU.
+# Serial: the crypto tests parametrize on random bytes, which xdist's workers would collect
+# differently (make them deterministic before adding -n 2).
 test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, the fault matrix)
-	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider -n 2
+	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider
 
 test: setup $(BUILD) lint typecheck ## Everything CI runs: lint, types, contracts on two chains, SDK on three
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
