@@ -40,7 +40,7 @@ def test_reorged_events_leave_and_new_ones_enter(on_anvil: Deployment, tmp_path:
     kept = add_record(d, 7, Category.GENOMICS)
     report = index.sync()
     assert report.reorgs == 1
-    assert report.events_removed == 2
+    assert report.events_removed == 4  # two records, each RecordAdded + its KeyShared
     assert index.record(orphan) is None
     assert index.record(kept) is not None
     assert index.events() == d.chain_events()
