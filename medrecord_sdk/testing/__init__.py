@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._actors import Actors, make_actors
+    from ._cli import cli_runner
     from ._devnet import AnvilNode, DevnetNode, HardhatNode, find_tool
     from .ipfs import IpfsNode, IpfsNodeError, find_jsipfs
 
@@ -25,6 +26,7 @@ __all__ = [
     "HardhatNode",
     "IpfsNode",
     "IpfsNodeError",
+    "cli_runner",
     "find_jsipfs",
     "find_tool",
     "make_actors",
@@ -33,6 +35,7 @@ __all__ = [
 _HOME = {
     "Actors": "._actors",
     "make_actors": "._actors",
+    "cli_runner": "._cli",
     "AnvilNode": "._devnet",
     "DevnetNode": "._devnet",
     "HardhatNode": "._devnet",

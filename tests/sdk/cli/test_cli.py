@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from eth_account import Account
 from web3 import Web3
 
@@ -22,7 +22,7 @@ from medrecord_sdk._cli import dev_account, dev_keypair
 from medrecord_sdk.chain import devnet_accounts
 from medrecord_sdk.cli import main
 from medrecord_sdk.crypto import load_keystore
-from medrecord_sdk.testing import AnvilNode
+from medrecord_sdk.testing import AnvilNode, cli_runner
 
 pytestmark = pytest.mark.anvil
 
@@ -49,15 +49,6 @@ OBSERVATION = {
     "subject": {"reference": "Patient/example"},
     "valueQuantity": {"value": 13.20, "unit": "g/dL"},
 }
-
-
-def _runner() -> CliRunner:
-    """stdout and stderr kept apart: click 8.2+ does so by default and dropped ``mix_stderr``;
-    click 8.1 (the lock) needs it. The SDK's metadata allows both, and CI tests both."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
-    except TypeError:
-        return CliRunner()
 
 
 @dataclass
@@ -93,7 +84,7 @@ class Cli:
             argv += ["--dev-account", str(account)]
         if as_json:
             argv.append("--json")
-        runner = _runner()
+        runner = cli_runner()
         return runner.invoke(main, [*argv, *args], env=env, input=input, catch_exceptions=False)
 
     def ok(self, *args: str, account: int | None = None, **kwargs: object) -> Result:

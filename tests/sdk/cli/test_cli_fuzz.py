@@ -19,18 +19,11 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medrecord_sdk.cli import main
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
-    except TypeError:
-        return CliRunner()
+from medrecord_sdk.testing import cli_runner
 
 
 def _leaf_commands() -> list[tuple[list[str], click.Command]]:
@@ -110,7 +103,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _check(argv: list[str], as_json: bool) -> None:
-    result = _runner().invoke(main, (["--json"] if as_json else []) + argv, input="")
+    result = cli_runner().invoke(main, (["--json"] if as_json else []) + argv, input="")
     out = result.stdout + result.stderr
     assert isinstance(result.exception, SystemExit | None), (argv, result.exc_info)
     assert "Traceback" not in out, (argv, out)

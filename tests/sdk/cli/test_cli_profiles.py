@@ -7,18 +7,12 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from medrecord_sdk.cli import main
+from medrecord_sdk.testing import cli_runner
 
 PASSWORD = "correct horse battery staple"
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
-    except TypeError:
-        return CliRunner()
 
 
 @pytest.fixture
@@ -35,7 +29,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return _runner().invoke(main, list(args), env=env)
+    return cli_runner().invoke(main, list(args), env=env)
 
 
 def test_keys_new_as_a_profile_writes_its_folder_and_defaults(home: Path) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from medrecord_sdk._cli._fhir import fhir as fhir_cli
 from medrecord_sdk.fhir import NO_EXPIRY
+from medrecord_sdk.testing import cli_runner
 
 # The parties and example resources of the FHIR tests (tests/sdk/fhir/fhir_testdata.py).
 EXAMPLES = Path(__file__).resolve().parents[1] / "fhir" / "examples"
@@ -20,17 +21,8 @@ REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 GLUCOSE = EXAMPLES / "r5" / "laboratory--observation-glucose.json"
 
 
-def _runner() -> CliRunner:
-    """stdout and stderr kept apart: click 8.2+ does so by default and dropped ``mix_stderr``;
-    click 8.1 (the lock) needs it. The SDK's metadata allows both, and CI tests both."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
-    except TypeError:
-        return CliRunner()
-
-
 def _run(*args: str, stdin: bytes | None = None) -> Result:
-    return _runner().invoke(fhir_cli, list(args), input=stdin)
+    return cli_runner().invoke(fhir_cli, list(args), input=stdin)
 
 
 def test_is_a_group_named_fhir() -> None:

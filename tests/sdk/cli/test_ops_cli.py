@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from web3 import Web3
 
 from medrecord_sdk.chain import format_record_id
 from medrecord_sdk.cli import main
-from medrecord_sdk.testing import AnvilNode
+from medrecord_sdk.testing import AnvilNode, cli_runner
 
 pytestmark = pytest.mark.anvil
 
@@ -35,7 +35,7 @@ class Ops:
             "--store-path", str(self.root / "store"), "--keys-dir", str(self.root / "keys"),
             "--dev-account", str(account), *args,
         ]  # fmt: skip
-        return CliRunner(mix_stderr=False).invoke(main, argv, env=env, catch_exceptions=False)
+        return cli_runner().invoke(main, argv, env=env, catch_exceptions=False)
 
     def data(self, *args: str, account: int = 1) -> Any:
         result = self.run("--json", *args, account=account)
