@@ -66,7 +66,9 @@ def test_index_equals_the_chain(embedded: Deployment, database: str) -> None:
     releases = index.shared_with(provider)
     assert [r.record_id for r in releases] == [first, second, third]
     assert releases[0].wrapped_key == bytes([first % 251]) * 48
-    assert [r.grantee for r in index.key_releases(second)] == [provider, patient]
+    # Every release, oldest first: the patient's own (in the record's transaction), the batch
+    # share to the provider, then the patient's second share to itself.
+    assert [r.grantee for r in index.key_releases(second)] == [patient, provider, patient]
 
     (study,) = index.studies()
     assert study.study_id == facts["study"]
