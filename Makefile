@@ -77,10 +77,12 @@ test-contracts: setup ## Contract tests on the embedded chain (py-evm)
 test-contracts-anvil: setup ## Contract tests on Anvil (random port)
 	$(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
 
-# Serial: the crypto tests parametrize on random bytes, which xdist's workers would collect
-# differently (make them deterministic before adding -n 2).
-test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, the fault matrix)
-	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider
+# Two xdist workers, one test file each at a time (--dist loadfile: a module's nodes start once).
+# Test ids must not depend on random values, or the workers would collect different suites.
+# The fault matrix's covering part runs here; all of it in `make test-faults`.
+XDIST := -n 2 --dist loadfile
+test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, the fault matrix's covering part)
+	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider $(XDIST) -m "not full_matrix"
 
 test: setup $(BUILD) lint typecheck ## Everything CI runs: lint, types, contracts on two chains, SDK on three
 	$(MAKE) --no-print-directory test-contracts test-contracts-anvil test-sdk
@@ -205,9 +207,9 @@ bench-packaging: setup ## Wheel size, install time, import and --help times, plu
 # the shipped-ABI check stay on the lock: ape caps web3, eth-account, click and rich).
 test-newest: setup ## SDK tests on the newest dependency versions pyproject allows
 	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
-	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded]" pytest hypothesis
+	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded]" pytest pytest-xdist hypothesis
 	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography)=='
-	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider -m "not hardhat and not ipfs" \
+	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix" \
 		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
 
 docs: setup ## API reference generated from the docstrings into build/api (pdoc)

@@ -173,7 +173,9 @@ def test_dropped_final_chunk_when_plaintext_is_chunk_aligned(
 # ------------------------------------------------------------------ appended, duplicated, ...
 
 
-@pytest.mark.parametrize("extra", [b"\x00", os.urandom(TAG), os.urandom(SEG)])
+@pytest.mark.parametrize(
+    "extra", [b"\x00", os.urandom(TAG), os.urandom(SEG)], ids=["one-byte", "a-tag", "a-segment"]
+)
 def test_appended_data(extra: bytes, envelope: bytes, data_key: bytes) -> None:
     with pytest.raises(DecryptionError):
         decrypt_bytes(envelope + extra, data_key)
