@@ -1,23 +1,30 @@
 """``medrecord audit``: the typed audit trail (the contracts' events) as a table or JSON.
 
 The JSON keeps every event argument as the chain holds it (masks as integers, times as unix
-seconds), for scripts; the table renders the same arguments for people: category and purpose
-names, ISO times, CIDs, token amounts, and long hex shortened to a recognisable head and tail.
+seconds), for scripts; the table renders the same arguments for people: the block's time in
+UTC, addresses shortened (or named by the user's profiles), category and purpose names, ISO
+times, CIDs, token amounts, and long hex shortened to a recognisable head and tail, so that it
+reads at 100 columns.
 """
 
 from __future__ import annotations
 
+import json
+import textwrap
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
+from web3 import Web3
 
-from ..chain import format_record_id
+from ..chain import format_record_id, split_record_id
 from ..storage import CID
 from ..vocabulary import Category, Purpose
-from ._context import CliState
-from ._output import emit, jsonable, table
+from ._context import DEFAULT_ACCOUNT_KEYSTORE, CliState
+from ._output import emit, jsonable, short_address
 from ._params import (
     ADDRESS,
     RECORD_ID,
@@ -105,6 +112,64 @@ def render_details(event: str, details: dict[str, Any], amount: Callable[[int], 
     return " ".join(parts)
 
 
+def _layout(heads: list[str], rows: list[list[str]], details: list[str], width: int) -> list[str]:
+    """Aligned columns, one line an event, and its details wrapped on indented lines below.
+
+    Why not a rich table: with seven columns a table of 100 columns folds every cell
+    (``ConsentGran``/``ted``); the fixed facts fit on one line, the free-form details do not.
+    """
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    indent = " " * (widths[0] + 2)
+    out = [line(heads), line(["-" * w for w in widths])]
+    for row, detail in zip(rows, details, strict=True):
+        out.append(line(row))
+        if detail:
+            out += textwrap.wrap(
+                detail,
+                width=max(40, width - 1),
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+    return out
+
+
+def _block_times(w3: Web3, blocks: set[int]) -> dict[int, str]:
+    """Each block's time as ``YYYY-MM-DD HH:MM`` UTC: one request per distinct block."""
+    out: dict[int, str] = {}
+    for number in sorted(blocks):
+        stamp = int(w3.eth.get_block(number)["timestamp"])
+        out[number] = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M")
+    return out
+
+
+def _profile_names(state: CliState) -> dict[str, str]:
+    """Lower-case address -> profile name, for the profiles of the data directory (each
+    ``profiles/NAME/account.json`` keystore names its address). Unreadable ones are skipped:
+    a name is a convenience, the address stays the fact."""
+    folder = state.settings.local_dir() / "profiles"
+    names: dict[str, str] = {}
+    if not folder.is_dir():
+        return names
+    for keystore in sorted(folder.glob(f"*/{DEFAULT_ACCOUNT_KEYSTORE}")):
+        try:
+            address = str(json.loads(keystore.read_text())["address"]).lower()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        names["0x" + address.removeprefix("0x")] = keystore.parent.name
+    return names
+
+
+def _short_record(record_id: int, names: dict[str, str]) -> str:
+    patient, index = split_record_id(record_id)
+    return f"{names.get(patient.lower()) or short_address(patient)}/{index}"
+
+
 @click.command(short_help="Who did what: the on-chain audit trail.")
 @click.option("--patient", type=ADDRESS, help="Only what concerns this patient.")
 @click.option(
@@ -156,12 +221,50 @@ def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
                 token.update(decimals=mr.token.decimals(), symbol=mr.token.symbol())
             return f"{format_amount(value, token['decimals'])} {token['symbol']}"
 
-        keys = ("block", "event", "actor", "patient", "record_id", "grantee", "study_id")
-        cells = [
-            [*(row[k] for k in keys), render_details(entry.event, entry.details, amount)]
-            for row, entry in zip(rows, entries, strict=True)
+        names = _profile_names(state)
+        stamps = _block_times(mr.w3, {e.block_number for e in entries})
+
+        def who(address: str | None) -> str:
+            if address is None:
+                return ""
+            return names.get(address.lower()) or short_address(address)
+
+        heads = ["time (UTC)", "event", "by", "patient", "record", "to"]
+        lines = [
+            [
+                stamps[entry.block_number],
+                entry.event,
+                who(entry.actor),
+                who(entry.patient),
+                "" if entry.record_id is None else _short_record(entry.record_id, names),
+                who(entry.grantee),
+            ]
+            for entry in entries
         ]
-        columns = ("block", "event", "actor", "patient", "record", "grantee", "study", "details")
-        console.print(table(f"Audit trail{' of ' + scope if scope else ''}", columns, cells))
+        if patient is not None:  # one patient's trail: the column would repeat one value
+            del heads[3]
+            for line in lines:
+                del line[3]
+        details = [
+            " ".join(
+                part
+                for part in (
+                    "" if entry.study_id is None else f"study={entry.study_id}",
+                    render_details(entry.event, entry.details, amount),
+                )
+                if part
+            )
+            for entry in entries
+        ]
+        console.print(Text(f"Audit trail{' of ' + scope if scope else ''}", style="bold"))
+        for text in _layout(heads, lines, details, console.width):
+            console.print(Text(text), overflow="ignore", crop=False)
+        console.print(
+            Text(
+                "Addresses are shortened, or named by your profiles; --json has them whole, "
+                "with block numbers and transaction hashes.",
+                style="dim",
+            )
+        )
 
     emit(state, rows, human)

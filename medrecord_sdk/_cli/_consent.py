@@ -15,19 +15,17 @@ from ..vocabulary import Action, Category, Purpose
 from ._context import CliState
 from ._output import emit, tx_fields
 from ._params import (
-    ACTIONS,
     ADDRESS,
-    CATEGORIES,
     CATEGORY,
     DURATION,
     PURPOSE,
-    PURPOSES,
     action_names,
     category_name,
     category_names,
     format_time,
-    parse_iso_time,
+    grant_options,
     purpose_names,
+    resolve_expiry,
 )
 
 __all__ = ["SIGNED_FORMAT", "consent", "guardian"]
@@ -46,61 +44,6 @@ def consent() -> None:
     """Who may read or write which of a patient's data, for what purpose, until when."""
 
 
-# ---------------------------------------------------------------- shared options
-
-
-def _grant_options(func: Any) -> Any:
-    """The rights of a grant, shared by `grant` and `sign-grant`."""
-    options = [
-        click.option(
-            "--categories",
-            type=CATEGORIES,
-            required=True,
-            help="Comma-separated categories, any case (laboratory,imaging), or 'all'.",
-        ),
-        click.option(
-            "--purposes",
-            type=PURPOSES,
-            default="TREAT",
-            show_default=True,
-            help="Comma-separated purposes of use (TREAT,HRESCH), or 'all'.",
-        ),
-        click.option(
-            "--actions",
-            type=ACTIONS,
-            default="read",
-            show_default=True,
-            help="read, write, or read,write.",
-        ),
-        click.option(
-            "--expires-in",
-            type=DURATION,
-            help="Expire this long after the chain's current time (90m, 12h, 30d, 2w).",
-        ),
-        click.option(
-            "--expires-at",
-            help="Expire at this ISO 8601 time (2030-01-31, or 2030-01-31T09:00:00Z).",
-        ),
-        click.option("--no-expiry", is_flag=True, help="Never expire (until revoked)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _expiry(
-    expires_in: int | None, expires_at: str | None, no_expiry: bool
-) -> tuple[int | None, int | None]:
-    """(expires_at, expires_in) for the SDK. Exactly one choice is required: an unlimited
-    consent to health data must be asked for, never the silent default."""
-    given = sum(x for x in (expires_in is not None, expires_at is not None, no_expiry))
-    if given != 1:
-        raise click.UsageError("give exactly one of --expires-in, --expires-at or --no-expiry")
-    if expires_at is not None:
-        return parse_iso_time(expires_at), None
-    return None, expires_in
-
-
 def _summary(
     categories: list[Category], purposes: list[Purpose], actions: Action
 ) -> dict[str, Any]:
@@ -116,7 +59,7 @@ def _summary(
 
 @consent.command("grant")
 @click.argument("grantee", type=ADDRESS)
-@_grant_options
+@grant_options
 @click.option("--for", "patient", type=ADDRESS, help="Grant for this patient, as their guardian.")
 @pass_state
 def consent_grant(
@@ -134,7 +77,7 @@ def consent_grant(
 
     Replaces any earlier grant to GRANTEE. An expiry choice is required.
     """
-    at, within = _expiry(expires_in, expires_at, no_expiry)
+    at, within = resolve_expiry(expires_in, expires_at, no_expiry)
     actor = state.patient()
     result = actor.grant(
         grantee, categories, purposes, actions, expires_at=at, expires_in=within, patient=patient
@@ -212,7 +155,7 @@ _VALID_FOR = click.option(
 
 @consent.command("sign-grant")
 @click.argument("grantee", type=ADDRESS)
-@_grant_options
+@grant_options
 @_VALID_FOR
 @_OUT
 @_FORCE
@@ -235,7 +178,7 @@ def consent_sign_grant(
     EIP-712: you pay no gas; anyone submits it with `consent relay`. The signature is bound to
     the pair's current nonce: any later grant or revoke voids it.
     """
-    at, within = _expiry(expires_in, expires_at, no_expiry)
+    at, within = resolve_expiry(expires_in, expires_at, no_expiry)
     signed = state.patient().sign_grant(
         grantee,
         categories,

@@ -9,9 +9,9 @@ Errors of the SDK become one ``Error: ...`` line and exit status 1.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import IO, Any
 
 import click
@@ -23,14 +23,14 @@ from ..fhir import (
     ConsentVersion,
     FhirVersion,
     category_code,
-    category_from_code,
     consent_to_fhir,
     fhir_to_grant,
     parse_resource,
     split_bundle,
     validate_resource,
 )
-from ..vocabulary import Action, Category, Purpose
+from ..vocabulary import Action, Category, Purpose, category_mask, purpose_mask
+from ._params import ADDRESS, CATEGORY, grant_options, resolve_expiry
 
 __all__ = ["fhir"]
 
@@ -43,63 +43,10 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _mask(
-    text: str, lookup: Callable[[str], int | None], width: int, what: str, known: list[str]
-) -> int:
-    """A mask from ``all``, a number (``48``, ``0x30``) or comma-separated names."""
-    text = text.strip()
-    if text.lower() == "all":
-        return (1 << width) - 1
-    try:
-        mask = int(text, 0)
-    except ValueError:
-        mask = 0
-        for name in filter(None, (part.strip() for part in text.split(","))):
-            bit = lookup(name)
-            if bit is None:
-                raise click.BadParameter(
-                    f"unknown {what} {name!r}; use one of {', '.join(known)}, 'all' or a mask"
-                ) from None
-            mask |= bit
-    if mask <= 0 or mask >> width:
-        raise click.BadParameter(f"{what} mask {mask:#x} is empty or has unknown bits")
-    return mask
-
-
-def _category_bit(name: str) -> int | None:
-    category = category_from_code(name.lower().replace("_", "-"))
-    return category.bit if category is not None else None
-
-
-def _purpose_bit(name: str) -> int | None:
-    purpose = Purpose.__members__.get(name.upper())
-    return purpose.bit if purpose is not None else None
-
-
-def _action_bit(name: str) -> int | None:
-    action = Action.__members__.get(name.upper())
-    return int(action) if action is not None else None
-
-
-def _expiry(text: str) -> int:
-    if text.lower() in ("none", "never"):
-        return NO_EXPIRY
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise click.BadParameter(
-            f"{text!r}: give 'none', unix seconds, or a date and time with a time zone "
-            "(2030-01-01T00:00:00Z)"
-        )
-    return int(moment.timestamp())
-
-
 def _version_option(choices: tuple[str, ...], help_text: str) -> Callable[[FC], FC]:
+    """``--fhir-version``, as ``record add`` spells it (``--version`` still works here)."""
     return click.option(
+        "--fhir-version",
         "--version",
         "version",
         type=click.Choice(choices),
@@ -127,17 +74,16 @@ def validate(file: IO[bytes], version: FhirVersion) -> None:
 @fhir.command()
 @click.argument("file", type=click.File("rb"))
 @_version_option(("R5", "R4B"), "FHIR version to validate against.")
-@click.option("--category", "category_name", help="Explicit category code (overrides inference).")
+@click.option(
+    "--category",
+    type=CATEGORY,
+    help="Category name, any case (overrides inference), as `record add` takes it.",
+)
 @click.option("--split", is_flag=True, help="Classify each entry of a Bundle separately.")
-def classify(file: IO[bytes], version: FhirVersion, category_name: str | None, split: bool) -> None:
+def classify(file: IO[bytes], version: FhirVersion, category: Category | None, split: bool) -> None:
     """Print the resourceType and MedRecord category of a FHIR resource (one tab-separated
     line: resourceType, category code, bit, why)."""
-    explicit: Category | None = None
-    if category_name is not None:
-        explicit = category_from_code(category_name.lower().replace("_", "-"))
-        if explicit is None:
-            known = ", ".join(category_code(c) for c in Category)
-            raise click.BadParameter(f"unknown category {category_name!r}; use one of {known}")
+    explicit = category
     with _errors():
         raw = file.read()
         if split:
@@ -151,51 +97,44 @@ def classify(file: IO[bytes], version: FhirVersion, category_name: str | None, s
 
 
 @fhir.command("consent-export")
-@click.option("--patient", required=True, help="Patient (grantor) address.")
-@click.option("--grantee", required=True, help="Grantee address.")
-@click.option(
-    "--categories", required=True, help="Category codes (laboratory,vital-signs), 'all' or a mask."
-)
-@click.option("--purposes", required=True, help="Purposes (TREAT,HRESCH), 'all' or a mask.")
-@click.option("--actions", default="read", show_default=True, help="read, write, or read,write.")
-@click.option(
-    "--expiry",
-    default="none",
-    show_default=True,
-    help="'none', unix seconds or ISO 8601 with zone.",
-)
+@click.option("--patient", required=True, type=ADDRESS, help="Patient (grantor) address.")
+@click.option("--grantee", required=True, type=ADDRESS, help="Grantee address.")
+@grant_options
 @click.option("--nonce", default=0, show_default=True, type=int, help="The pair's nonce.")
 @_version_option(("R5", "R4"), "FHIR version of the Consent.")
 @click.option("--chain-id", type=int, help="Chain id (with --registry) for the identifier.")
-@click.option("--registry", help="ConsentRegistry address (with --chain-id).")
+@click.option("--registry", type=ADDRESS, help="ConsentRegistry address (with --chain-id).")
 def consent_export(
     patient: str,
     grantee: str,
-    categories: str,
-    purposes: str,
-    actions: str,
-    expiry: str,
+    categories: list[Category],
+    purposes: list[Purpose],
+    actions: Action,
+    expires_in: int | None,
+    expires_at: str | None,
+    no_expiry: bool,
     nonce: int,
     version: ConsentVersion,
     chain_id: int | None,
     registry: str | None,
 ) -> None:
-    """Print the FHIR Consent for the given consent fields (no chain read)."""
+    """Print the FHIR Consent for the given consent fields (no chain read).
+
+    The options are those of `consent grant`; offline, --expires-in counts from this machine's
+    clock (UTC), not the chain's.
+    """
     from ..chain._consent import Consent
 
     if (chain_id is None) != (registry is None):
         raise click.UsageError("give --chain-id and --registry together, or neither")
+    at, within = resolve_expiry(expires_in, expires_at, no_expiry)
+    if at is None:
+        at = NO_EXPIRY if within is None else int(time.time()) + within
     consent = Consent(
-        categories=_mask(
-            categories,
-            _category_bit,
-            len(Category),
-            "category",
-            [category_code(c) for c in Category],
-        ),
-        purposes=_mask(purposes, _purpose_bit, len(Purpose), "purpose", list(Purpose.__members__)),
-        actions=_mask(actions, _action_bit, 2, "action", ["read", "write"]),
-        expiry=_expiry(expiry),
+        categories=category_mask(*categories),
+        purposes=purpose_mask(*purposes),
+        actions=int(actions),
+        expiry=at,
         nonce=nonce,
     )
     with _errors():

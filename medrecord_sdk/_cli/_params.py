@@ -33,9 +33,11 @@ __all__ = [
     "category_names",
     "format_amount",
     "format_time",
+    "grant_options",
     "parse_amount",
     "parse_iso_time",
     "purpose_names",
+    "resolve_expiry",
 ]
 
 
@@ -343,3 +345,59 @@ PURPOSE = PurposeType()
 PURPOSES = PurposesType()
 ACTIONS = ActionsType()
 DURATION = DurationType()
+
+
+# ---------------------------------------------------------------- grant options
+
+
+def grant_options(func: Any) -> Any:
+    """The rights of a grant, shared by `consent grant`, `consent sign-grant` and
+    `fhir consent-export`: one spelling of categories, purposes, actions and expiry."""
+    options = [
+        click.option(
+            "--categories",
+            type=CATEGORIES,
+            required=True,
+            help="Comma-separated categories, any case (laboratory,imaging), or 'all'.",
+        ),
+        click.option(
+            "--purposes",
+            type=PURPOSES,
+            default="TREAT",
+            show_default=True,
+            help="Comma-separated purposes of use (TREAT,HRESCH), or 'all'.",
+        ),
+        click.option(
+            "--actions",
+            type=ACTIONS,
+            default="read",
+            show_default=True,
+            help="read, write, or read,write.",
+        ),
+        click.option(
+            "--expires-in",
+            type=DURATION,
+            help="Expire this long after the chain's current time (90m, 12h, 30d, 2w).",
+        ),
+        click.option(
+            "--expires-at",
+            help="Expire at this ISO 8601 time (2030-01-31, or 2030-01-31T09:00:00Z).",
+        ),
+        click.option("--no-expiry", is_flag=True, help="Never expire (until revoked)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve_expiry(
+    expires_in: int | None, expires_at: str | None, no_expiry: bool
+) -> tuple[int | None, int | None]:
+    """(expires_at, expires_in) for the SDK. Exactly one choice is required: an unlimited
+    consent to health data must be asked for, never the silent default."""
+    given = sum(x for x in (expires_in is not None, expires_at is not None, no_expiry))
+    if given != 1:
+        raise click.UsageError("give exactly one of --expires-in, --expires-at or --no-expiry")
+    if expires_at is not None:
+        return parse_iso_time(expires_at), None
+    return None, expires_in

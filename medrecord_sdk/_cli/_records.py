@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +51,22 @@ def record() -> None:
 
 
 # ---------------------------------------------------------------- helpers
+
+_ALLOW_EMPTY = click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Anchor FILE even if it is empty (an empty file is refused otherwise).",
+)
+
+
+def _refuse_empty(file: Path, allow_empty: bool) -> None:
+    """An empty file is almost always a mistake (a failed export, a truncated download); a
+    record of it would cost gas and sit in the patient's history for ever."""
+    if not allow_empty and file.stat().st_size == 0:
+        raise click.UsageError(
+            f"{file} is empty: nothing was stored or anchored; check the file, or pass "
+            "--allow-empty to anchor an empty record on purpose"
+        )
 
 
 @contextmanager
@@ -165,6 +181,7 @@ _FHIR_VERSION = click.option(
     help="FILE is a FHIR resource: validate it and infer the category before anything is stored.",
 )
 @_FHIR_VERSION
+@_ALLOW_EMPTY
 @pass_state
 def record_add(
     state: CliState,
@@ -173,6 +190,7 @@ def record_add(
     patient: str | None,
     fhir: bool,
     fhir_version: str,
+    allow_empty: bool,
 ) -> None:
     """Encrypt, store and anchor FILE as a record.
 
@@ -180,6 +198,7 @@ def record_add(
     With --for, you write it as a provider: the key goes to the patient and to you. Large files
     are streamed (bounded memory) with a progress bar.
     """
+    _refuse_empty(file, allow_empty)
     payload: bytes | None = None
     reason = "given"
     if fhir:
@@ -254,6 +273,20 @@ def record_show(state: CliState, record_id: int) -> None:
     emit(state, data, human)
 
 
+@contextmanager
+def _fetch_progress(state: CliState, label: str) -> Iterator[Callable[[int], None]]:
+    """Bytes fetched, verified and decrypted so far, with the speed (stderr; no total: the
+    chain stores no size). Quiet under --json, where stderr carries only errors."""
+    if state.json_output:
+        yield lambda _n: None
+        return
+    columns = (TextColumn("{task.description}"), DownloadColumn(binary_units=True),
+               TransferSpeedColumn())  # fmt: skip
+    with Progress(*columns, console=state.err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n: bar.advance(task, n)
+
+
 @record.command("read")
 @click.argument("record_id", type=RECORD_ID)
 @click.option(
@@ -279,14 +312,12 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
     --out -: the plaintext is decrypted to a private temporary file first).
     """
     actor = state.patient(need_key=True)
-    status = state.err.status(
-        f"fetching, verifying and decrypting record {format_record_id(record_id)}"
-    )
+    label = f"reading {format_record_id(record_id)}"
     if out == "-":
         with tempfile.TemporaryDirectory(prefix="medrecord-read-") as tmp:
             target = Path(tmp) / "record"
-            with status:
-                actor.read(record_id, purpose=purpose, to=target)
+            with _fetch_progress(state, label) as advance:
+                actor.read(record_id, purpose=purpose, to=target, progress=advance)
             stdout = click.get_binary_stream("stdout")
             with open(target, "rb") as handle:
                 shutil.copyfileobj(handle, stdout, _READ_SIZE)
@@ -295,8 +326,8 @@ def record_read(state: CliState, record_id: int, out: str, purpose: Purpose, for
     path = Path(out)
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to replace it")
-    with status:
-        actor.read(record_id, purpose=purpose, to=path)
+    with _fetch_progress(state, label) as advance:
+        actor.read(record_id, purpose=purpose, to=path, progress=advance)
     size = path.stat().st_size
     emit(
         state,
@@ -330,15 +361,17 @@ def record_share(state: CliState, record_id: int, grantee: str) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--fhir", is_flag=True, help="FILE is a FHIR resource: validate it first.")
 @_FHIR_VERSION
+@_ALLOW_EMPTY
 @pass_state
 def record_version(
-    state: CliState, record_id: int, file: Path, fhir: bool, fhir_version: str
+    state: CliState, record_id: int, file: Path, fhir: bool, fhir_version: str, allow_empty: bool
 ) -> None:
     """Add FILE as a new version of a record.
 
     Same patient and category; the old version becomes amended. A provider may do this for a
     patient's record with WRITE consent.
     """
+    _refuse_empty(file, allow_empty)
     parsed: ParsedResource | None = None
     if fhir:
         try:
@@ -375,9 +408,14 @@ def record_version(
     )
 
 
-def _confirm(yes: bool, question: str) -> None:
-    if not yes:
-        click.confirm(question, abort=True, err=True)
+def _confirm(state: CliState, yes: bool, question: str) -> None:
+    """Asks before an act that cannot be undone; ``--json`` output never prompts (a script
+    reading JSON would hang or parse a question), so there ``--yes`` is required."""
+    if yes:
+        return
+    if state.json_output:
+        raise click.UsageError(f"{question.split('?')[0]}: --json never asks; add --yes to confirm")
+    click.confirm(question, abort=True, err=True)
 
 
 @record.command("erase")
@@ -390,7 +428,7 @@ def record_erase(state: CliState, record_id: int, yes: bool) -> None:
     Marks it erased on chain, destroys your cached key and unpins the ciphertext. Keys already
     released to grantees, and copies they made, cannot be recalled.
     """
-    _confirm(yes, f"Erase record {format_record_id(record_id)}? This cannot be undone")
+    _confirm(state, yes, f"Erase record {format_record_id(record_id)}? This cannot be undone")
     receipt = state.patient().erase(record_id)
     data = {
         "record_id": format_record_id(record_id),
@@ -422,7 +460,7 @@ def record_retract(state: CliState, record_id: int, yes: bool) -> None:
 
     It is no longer served; the pointer stays on chain.
     """
-    _confirm(yes, f"Retract record {format_record_id(record_id)}? This cannot be undone")
+    _confirm(state, yes, f"Retract record {format_record_id(record_id)}? This cannot be undone")
     result = state.patient().retract(record_id)
     emit(
         state,

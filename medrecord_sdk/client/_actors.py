@@ -10,7 +10,7 @@ and keys destroyed only once the chain's outcome is final.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -303,8 +303,12 @@ class _Actor:
         *,
         purpose: Purpose = Purpose.TREAT,
         to: Path | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> bytes:
         """Fetches, verifies and decrypts a record released to this actor.
+
+        ``progress``, if given, is called with the number of ciphertext bytes each time a piece
+        arrives from the store (for a progress bar; the chain holds no size to total against).
 
         Every byte is checked three times: each block against the CID (the store), each chunk's
         AEAD tag (the envelope) and the whole ciphertext against the on-chain ``contentHash``.
@@ -325,6 +329,8 @@ class _Actor:
             self.mr.chain_id, self.mr.records.address, record.patient, int(record.category)
         )
         stream = self.mr.store.get(cid)
+        if progress is not None:
+            stream = _reported(stream, progress)
         if to is not None:
             decrypt_to_file(
                 stream, to, data_key, context, expected_content_hash=record.content_hash
@@ -723,3 +729,10 @@ def _iter_file(path: Path, size: int = 1 << 20) -> Iterable[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(size):
             yield chunk
+
+
+def _reported(stream: Iterable[bytes], progress: Callable[[int], None]) -> Iterator[bytes]:
+    """``stream`` as it is, telling ``progress`` the size of each piece as it passes."""
+    for piece in stream:
+        progress(len(piece))
+        yield piece

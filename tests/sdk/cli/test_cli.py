@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from eth_account import Account
 from web3 import Web3
 
 from medrecord_sdk._cli import dev_account, dev_keypair
+from medrecord_sdk._cli._output import short_address
 from medrecord_sdk.chain import devnet_accounts
 from medrecord_sdk.cli import main
 from medrecord_sdk.crypto import load_keystore
@@ -84,6 +86,9 @@ class Cli:
             argv += ["--dev-account", str(account)]
         if as_json:
             argv.append("--json")
+        # A pipe's width is $COLUMNS, else 240; pytest-xdist workers may inherit a terminal's
+        # COLUMNS, so the tests say which width they read at.
+        env = {"COLUMNS": "240", **(env or {})}
         runner = cli_runner()
         return runner.invoke(main, [*argv, *args], env=env, input=input, catch_exceptions=False)
 
@@ -323,9 +328,16 @@ def test_patient_provider_doctor_researcher_story(cli: Cli, tmp_path: Path) -> N
     events = [(e["event"], e["actor"], e["grantee"]) for e in trail]
     assert ("RecordAdded", ADDR[PROVIDER], None) in events
     assert ("KeyShared", ADDR[PATIENT], ADDR[DOCTOR]) in events
-    table = cli.ok("audit", "--patient", ADDR[PATIENT]).stdout
+    table = cli.ok("audit", "--patient", ADDR[PATIENT], env={"COLUMNS": "100"}).stdout
     assert "Audit trail of patient" in table
     assert "ConsentGranted" in table
+    # Readable at 100 columns: UTC times of the blocks, short addresses, nothing cut off.
+    assert max(len(line) for line in table.splitlines()) <= 100, table
+    first = trail[0]
+    stamp = Web3(Web3.HTTPProvider(cli.rpc_url)).eth.get_block(first["block"])["timestamp"]
+    assert datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M") in table
+    assert short_address(ADDR[PROVIDER]) in table
+    assert ADDR[PROVIDER] not in table
 
     # A study: funded by permit, the patient consents and enrolls, the researcher pays.
     cli.ok("token", "mint", ADDR[RESEARCHER], "1000", account=ADMIN)
@@ -361,7 +373,15 @@ def test_patient_provider_doctor_researcher_story(cli: Cli, tmp_path: Path) -> N
     assert study["unallocated"] == "37.5 MDS"
     assert study["metadata_cid"] in cli.pins()
 
-    # Erasure: the record is marked erased, its ciphertext unpinned, and nobody reads it.
+    # Erasure: --json never prompts, so without --yes it refuses in JSON and erases nothing.
+    unconfirmed = cli.run("record", "erase", str(record_id), account=PATIENT, as_json=True)
+    assert unconfirmed.exit_code == 2
+    refusal = json.loads(unconfirmed.stderr.strip().splitlines()[-1])
+    assert "add --yes" in refusal["error"]["message"]
+    still = cli.data("record", "show", str(record_id), account=PATIENT)
+    assert isinstance(still, dict)
+    assert still["status"] == "active"
+    # Confirmed: the record is marked erased, its ciphertext unpinned, and nobody reads it.
     erased = cli.data("record", "erase", str(record_id), "--yes", account=PATIENT)
     assert isinstance(erased, dict)
     assert erased["unpinned"] is True
@@ -446,6 +466,29 @@ def test_invalid_fhir_is_refused_before_anything_is_stored(cli: Cli, tmp_path: P
     assert "status" in result.stderr
     assert cli.pins() == before_pins
     assert cli.data("record", "list", "--patient", ADDR[PATIENT3]) == before_count
+
+
+def test_an_empty_file_is_refused_unless_asked_for(cli: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    before_pins = cli.pins()
+    before = cli.data("record", "list", "--patient", ADDR[PATIENT3])
+    assert isinstance(before, list)
+
+    refused = cli.run("record", "add", str(empty), "--category", "laboratory", account=PATIENT3)
+    assert refused.exit_code == 2
+    assert "is empty: nothing was stored or anchored" in refused.stderr
+    assert "--allow-empty" in refused.stderr
+    assert cli.pins() == before_pins
+    assert cli.data("record", "list", "--patient", ADDR[PATIENT3]) == before
+
+    added = cli.data("record", "add", str(empty), "--category", "laboratory", "--allow-empty",
+                     account=PATIENT3)  # fmt: skip
+    assert isinstance(added, dict)
+    assert added["plaintext_size"] == 0
+    after = cli.data("record", "list", "--patient", ADDR[PATIENT3])
+    assert isinstance(after, list)
+    assert len(after) == len(before) + 1
 
 
 def test_closed_port_gives_a_clear_error(cli: Cli, tmp_path: Path) -> None:

@@ -36,12 +36,8 @@ def _leaf_commands() -> list[tuple[list[str], click.Command]]:
             assert command is not None
             if isinstance(command, click.Group):
                 walk(command, [*path, name])
-            # demo: no arguments, runs for seconds. record erase/retract ask for confirmation,
-            # and their refusal under --json is not JSON yet (open point, stop-13 note).
-            elif name != "demo" and [*path, name] not in (
-                ["record", "erase"],
-                ["record", "retract"],
-            ):
+            # demo: no arguments, runs for seconds.
+            elif name != "demo":
                 found.append(([*path, name], command))
 
     walk(main, [])

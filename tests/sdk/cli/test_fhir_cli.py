@@ -110,9 +110,9 @@ def test_consent_export_then_import(tmp_path: Path, version: str) -> None:
         "treat,HRESCH",
         "--actions",
         "read,write",
-        "--expiry",
+        "--expires-at",
         "2099-01-01T00:00:00Z",
-        "--version",
+        "--fhir-version",
         version,
         "--chain-id",
         "31337",
@@ -150,11 +150,12 @@ def test_consent_export_masks_and_defaults() -> None:
         "--categories",
         "all",
         "--purposes",
-        "0x1",
+        "treat",
+        "--no-expiry",
     )
     assert result.exit_code == 0, result.stderr
     resource = json.loads(result.stdout)
-    assert "period" not in resource  # --expiry defaults to none
+    assert "period" not in resource  # --no-expiry: no period end
     grant = json.loads(_run("consent-import", "-", stdin=result.stdout.encode()).stdout)
     assert (grant["categories"], grant["purposes"], grant["actions"]) == (0xFFFF, 1, 1)
     assert grant["expiry"] == NO_EXPIRY
@@ -164,10 +165,11 @@ def test_consent_export_masks_and_defaults() -> None:
     ("option", "value", "needle"),
     [
         ("--categories", "laboratory,radiology", "unknown category 'radiology'"),
-        ("--categories", "0x10000", "unknown bits"),
+        ("--categories", "48", "unknown category '48'"),
         ("--purposes", "MARKETING", "unknown purpose 'MARKETING'"),
         ("--actions", "delete", "unknown action 'delete'"),
-        ("--expiry", "2030-01-01", "time zone"),
+        ("--expires-at", "2030-01-01T09:00", "no time zone"),
+        ("--expires-in", "soon", "not a duration"),
     ],
 )
 def test_consent_export_bad_options(option: str, value: str, needle: str) -> None:
@@ -176,8 +178,11 @@ def test_consent_export_bad_options(option: str, value: str, needle: str) -> Non
         "--grantee": GRANTEE,
         "--categories": "laboratory",
         "--purposes": "TREAT",
-        option: value,
+        "--expires-in": "30d",
     }
+    if option == "--expires-at":
+        del args["--expires-in"]  # one expiry choice at a time
+    args[option] = value
     result = _run("consent-export", *[x for pair in args.items() for x in pair])
     assert result.exit_code == 2
     assert needle in result.stderr
@@ -187,7 +192,7 @@ def test_consent_export_needs_chain_and_registry_together() -> None:
     result = _run(
         "consent-export",
         *("--patient", PATIENT, "--grantee", GRANTEE, "--categories", "laboratory"),
-        *("--purposes", "TREAT", "--chain-id", "1"),
+        *("--purposes", "TREAT", "--no-expiry", "--chain-id", "1"),
     )
     assert result.exit_code == 2
     assert "together" in result.stderr
@@ -199,7 +204,7 @@ def test_consent_export_bad_address() -> None:
         *("--patient", "0x12", "--grantee", GRANTEE, "--categories", "laboratory"),
         *("--purposes", "TREAT"),
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not an Ethereum address" in result.stderr
 
 
@@ -207,7 +212,7 @@ def test_consent_import_refusal(tmp_path: Path) -> None:
     exported = _run(
         "consent-export",
         *("--patient", PATIENT, "--grantee", GRANTEE, "--categories", "laboratory"),
-        *("--purposes", "TREAT"),
+        *("--purposes", "TREAT", "--expires-in", "30d"),
     )
     resource = json.loads(exported.stdout)
     resource["decision"] = "deny"

@@ -80,8 +80,12 @@ def test_patient_adds_a_large_file_streamed(mr: MedRecord, cast: Actors, tmp_pat
     receipt = cast.patient.add_record(source, Category.IMAGING)
     assert receipt.plaintext_size == len(payload)
     out = tmp_path / "back.bin"
-    assert cast.patient.read(receipt.record_id, to=out) == b""
+    seen: list[int] = []
+    assert cast.patient.read(receipt.record_id, to=out, progress=seen.append) == b""
     assert out.read_bytes() == payload
+    # Progress follows the ciphertext as it arrives: several pieces, summing to all of it.
+    assert len(seen) > 1
+    assert sum(seen) == receipt.ciphertext_size
 
 
 def test_provider_without_consent_is_refused_before_anything_is_stored(
