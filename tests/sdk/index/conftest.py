@@ -199,4 +199,3 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield server.url.rsplit("/", 1)[0] + "/" + name
-
