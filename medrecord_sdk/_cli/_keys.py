@@ -175,12 +175,32 @@ def keys_show(state: CliState, check_chain: bool) -> None:
 
 
 @keys.command("register")
+@click.option(
+    "--metamask",
+    "metamask_key",
+    metavar="PUBKEY",
+    help="Publish this MetaMask encryption key instead (the base64 text of "
+    "eth_getEncryptionPublicKey): keys released to you are then sealed for MetaMask's eth_decrypt.",
+)
 @pass_state
-def keys_register(state: CliState) -> None:
+def keys_register(state: CliState, metamask_key: str | None) -> None:
     """Publish your X25519 public key on chain.
 
-    Record keys can then be released to you. Nothing is sent when the same key is already published.
+    Record keys can then be released to you. Nothing is sent when the same key is already
+    published. With --metamask, the account's MetaMask key is published instead (no
+    encryption keystore needed); MetaMask marks that method deprecated, see the docs.
     """
+    if metamask_key is not None:
+        wallet = state.patient()
+        result = wallet.register_metamask_key(metamask_key.strip())
+        emit(
+            state,
+            {"address": wallet.address, "public_key": metamask_key.strip(), "formats": ["metamask"],
+             "changed": True, **tx_fields(result)},
+            f"published MetaMask key {metamask_key.strip()} for {wallet.address}; releases to it "
+            f"are sealed for eth_decrypt (tx {result.transaction_hash})",
+        )  # fmt: skip
+        return
     actor = state.patient(need_key=True)
     public = actor.keypair.public_bytes
     published = state.mr.consent.encryption_key_of(actor.address)

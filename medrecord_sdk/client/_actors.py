@@ -10,6 +10,7 @@ and keys destroyed only once the chain's outcome is final.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..chain._consent import NO_EXPIRY
 from ..chain._journal import JournalOperation
 from ..chain._tx import result_of
 from ..crypto import (
+    WRAP_FORMATS_HPKE,
     KeyBinding,
     KeyPair,
     RecordContext,
@@ -38,13 +40,14 @@ from ..crypto import (
     decrypt_to_file,
     encrypt_iter,
     generate_data_key,
-    unwrap_key,
-    wrap_key,
+    unwrap_any,
+    wrap_key_for,
 )
 from ..errors import (
     ConsentDenied,
     ConsentExpired,
     EnvelopeFormatError,
+    InvalidKeyError,
     KeyNotShared,
     RecipientKeyMissing,
     RecordUnavailable,
@@ -54,7 +57,7 @@ from ..errors import (
 from ..fhir import FhirVersion, parse_resource
 from ..fhir import split_bundle as fhir_split_bundle
 from ..storage import CID
-from ..vocabulary import Action, Category, Purpose
+from ..vocabulary import Action, Category, KeyFormat, Purpose
 from ._audit import AuditEntry
 from ._facade import MedRecord
 from ._keyring import Keyring
@@ -155,6 +158,32 @@ class _Actor:
         """Publishes this actor's X25519 public key, so others can release record keys to it."""
         return self.mr.consent.set_encryption_key(self.keypair.public_bytes, signer=self.signer)
 
+    def register_metamask_key(self, public_key: bytes | str) -> TxResult:
+        """Publishes the key MetaMask's ``eth_getEncryptionPublicKey`` gave for this account
+        (32 bytes, or the base64 text the wallet returns), for MetaMask releases only.
+
+        Every key released to the account from then on is sealed in MetaMask's
+        ``x25519-xsalsa20-poly1305`` format (tag 0x02), which the wallet's ``eth_decrypt``
+        opens; the SDK opens it too, given the same secret. MetaMask marks both methods
+        deprecated (docs/consent-registry.md says what that means for users).
+        """
+        if isinstance(public_key, str):
+            try:
+                public_key = base64.b64decode(public_key, validate=True)
+            except ValueError:
+                raise InvalidKeyError(
+                    "a MetaMask encryption key is the base64 text eth_getEncryptionPublicKey "
+                    "returns (44 characters)"
+                ) from None
+        if len(public_key) != 32 or public_key == _ZERO_KEY:
+            raise InvalidKeyError(
+                f"a MetaMask encryption key is 32 bytes (base64: 44 characters), got "
+                f"{len(public_key)} bytes"
+            )
+        return self.mr.consent.set_encryption_key(
+            public_key, formats=KeyFormat.METAMASK, signer=self.signer
+        )
+
     def _binding(self, record: Record, public_key: bytes) -> KeyBinding:
         return KeyBinding(
             self.mr.chain_id, self.mr.records.address, record.content_hash, public_key
@@ -169,6 +198,14 @@ class _Actor:
             )
         return key
 
+    def _wrap_for(self, account: str, data_key: bytes, content_hash: bytes) -> bytes:
+        """``data_key`` wrapped for ``account``'s published key, in the release format its
+        wallet opens (HPKE unless the key was published for MetaMask only)."""
+        public_key = self._public_key_of(account)
+        formats = self.mr.consent.encryption_key_formats_of(account)
+        binding = KeyBinding(self.mr.chain_id, self.mr.records.address, content_hash, public_key)
+        return wrap_key_for(data_key, public_key, binding, formats)
+
     def _data_key(self, record: Record) -> bytes:
         """This actor's copy of a record's data key: from the keyring, else from the chain."""
         binding = self._binding(record, self.keypair.public_bytes)
@@ -177,10 +214,11 @@ class _Actor:
             return cached
         # KeyShared does not say which of the grantee's keys a release was wrapped for (the
         # contract does not read the key directory): the newest release that opens with this
-        # actor's key wins; releases for an older key (before a rotation) fail the HPKE binding.
+        # actor's key wins; releases for an older key (before a rotation) fail the binding.
+        # Either format opens (HPKE, or MetaMask's for a key published for that wallet).
         for event in reversed(self.mr.key_shares(record.id, self.address)):
             try:
-                data_key = unwrap_key(bytes(event["wrappedKey"]), self.keypair, binding)
+                data_key = unwrap_any(bytes(event["wrappedKey"]), self.keypair, binding)
             except (WrongKeyError, EnvelopeFormatError):
                 continue
             self.keyring.put(record.id, data_key, binding)
@@ -233,6 +271,7 @@ class _Actor:
         patient = Web3.to_checksum_address(patient)
         category = Category(category)
         patient_key = self._public_key_of(patient)  # before any work: the key must be releasable
+        patient_formats = self.mr.consent.encryption_key_formats_of(patient)
         own = self.keypair.public_bytes
         author_release = (
             release_to_author
@@ -254,13 +293,15 @@ class _Actor:
         info = pieces.info
         assert info is not None  # the store consumed the whole iterator
 
-        def wrapped_for(public_key: bytes) -> str:
+        def wrapped_for(public_key: bytes, formats: int = WRAP_FORMATS_HPKE) -> str:
             binding = KeyBinding(
                 self.mr.chain_id, self.mr.records.address, info.content_hash, public_key
             )
-            return wrap_key(data_key, public_key, binding).hex()
+            return wrap_key_for(data_key, public_key, binding, formats).hex()
 
-        releases = [[patient, wrapped_for(patient_key)]]
+        # The patient's release in the format their wallet opens; the author's own copies are
+        # for this SDK, which opens HPKE.
+        releases = [[patient, wrapped_for(patient_key, patient_formats)]]
         if author_release:
             releases.append([self.address, wrapped_for(own)])
         # Durable before anything is sent: the CID (so a failure can unpin it) and the data key
@@ -519,9 +560,9 @@ class Patient(_Actor):
                 f"record {format_record_id(record_id)} is {record.status.name.lower()}"
             )
         self._require_consent(record.patient, grantee, record.category, None, Action.READ)
-        public_key = self._public_key_of(grantee)
+        self._public_key_of(grantee)  # RecipientKeyMissing before the key is touched
         data_key = self._data_key(record)
-        return grantee, wrap_key(data_key, public_key, self._binding(record, public_key))
+        return grantee, self._wrap_for(grantee, data_key, record.content_hash)
 
     def share(self, record_id: int, grantee: str) -> TxResult:
         """Releases a record's key to ``grantee``, wrapped for the key the grantee published.

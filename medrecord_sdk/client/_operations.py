@@ -37,7 +37,7 @@ from ..chain._journal import (
     checkpoint,
     step_context,
 )
-from ..crypto import unwrap_key
+from ..crypto import unwrap_any
 from ..errors import (
     AnchorFailed,
     ContractRevert,
@@ -188,7 +188,7 @@ def _add_keyring(actor: _Actor, op: JournalOperation) -> dict[str, Any]:
     _require_actor(actor, op)
     record = actor.mr.records.get_record(s["record_id"])
     binding = actor._binding(record, actor.keypair.public_bytes)
-    data_key = unwrap_key(bytes.fromhex(s["own_wrapped"]), actor.keypair, binding)
+    data_key = unwrap_any(bytes.fromhex(s["own_wrapped"]), actor.keypair, binding)
     actor.keyring.put(s["record_id"], data_key, binding)
     return {}
 

@@ -7,6 +7,7 @@ a fresh situation use their own patient account, so they do not depend on each o
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from web3 import Web3
 
 from medrecord_sdk._cli import dev_account, dev_keypair
 from medrecord_sdk._cli._output import short_address
-from medrecord_sdk.chain import devnet_accounts
+from medrecord_sdk.chain import ConsentRegistry, DeploymentManifest, devnet_accounts
 from medrecord_sdk.cli import main
 from medrecord_sdk.crypto import load_keystore
 from medrecord_sdk.testing import AnvilNode, cli_runner
@@ -489,6 +490,22 @@ def test_an_empty_file_is_refused_unless_asked_for(cli: Cli, tmp_path: Path) -> 
     after = cli.data("record", "list", "--patient", ADDR[PATIENT3])
     assert isinstance(after, list)
     assert len(after) == len(before) + 1
+
+
+def test_keys_register_metamask_publishes_a_wallet_key(cli: Cli) -> None:
+    wallet_key = base64.b64encode(bytes(range(1, 33))).decode()  # as eth_getEncryptionPublicKey
+    published = cli.data("keys", "register", "--metamask", wallet_key, account=RELAYER)
+    assert isinstance(published, dict)
+    assert published["formats"] == ["metamask"]
+    manifest = DeploymentManifest.load(cli.root / "deployments" / "31337.json")
+    registry = ConsentRegistry(
+        Web3(Web3.HTTPProvider(cli.rpc_url)), manifest.address_of("ConsentRegistry")
+    )
+    assert registry.encryption_key_formats_of(ADDR[RELAYER]) == 2
+    assert registry.encryption_key_of(ADDR[RELAYER]) == bytes(range(1, 33))
+    refused = cli.run("keys", "register", "--metamask", "0xabc", account=RELAYER)
+    assert refused.exit_code == 1
+    assert "base64" in refused.stderr
 
 
 def test_closed_port_gives_a_clear_error(cli: Cli, tmp_path: Path) -> None:

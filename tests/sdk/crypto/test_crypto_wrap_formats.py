@@ -12,10 +12,8 @@ import base64
 import hashlib
 import json
 import os
-import shutil
-import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,36 +31,14 @@ from medrecord_sdk.crypto import (
 )
 from medrecord_sdk.errors import EnvelopeFormatError, InvalidKeyError, WrongKeyError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from interop import eth_sig_util
+
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-INTEROP = Path(__file__).resolve().parents[3] / "tools" / "interop"
-SKIP_ENV = "MEDRECORD_SKIP_NODE_INTEROP"
 
 
 def _binding(keypair: KeyPair, record: bytes = b"envelope") -> KeyBinding:
     return KeyBinding(31337, REGISTRY, hashlib.sha256(record).digest(), keypair.public_bytes)
-
-
-def eth_sig_util(request: dict[str, Any]) -> dict[str, Any]:
-    """One call into @metamask/eth-sig-util (tools/interop/eth-sig-util.mjs)."""
-    if os.environ.get(SKIP_ENV) == "1":
-        pytest.skip(f"{SKIP_ENV}=1: Node interop tests skipped on purpose")
-    node = shutil.which("node")
-    if node is None or not (INTEROP / "node_modules" / "@metamask" / "eth-sig-util").is_dir():
-        pytest.fail(
-            f"@metamask/eth-sig-util is not installed in {INTEROP}: run `make setup` "
-            f"(or set {SKIP_ENV}=1 to skip on purpose)",
-            pytrace=False,
-        )
-    done = subprocess.run(  # noqa: S603 - our own script, JSON on stdin
-        [node, str(INTEROP / "eth-sig-util.mjs")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    answer: dict[str, Any] = json.loads(done.stdout)
-    return answer
 
 
 # ------------------------------------------------------------------ dispatch
