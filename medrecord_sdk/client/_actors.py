@@ -382,16 +382,18 @@ class _Actor:
         )
 
     def shared_with_me(self) -> list[SharedRecord]:
-        """Records whose key was released to this account, newest release last."""
+        """Records whose key was released to this account, one entry a record (its newest
+        release), in the order of those releases.
+
+        Read with :meth:`MedRecord.shared_with`: from the event index when one is set (O(result)),
+        else by the grantee topic from the node, never by scanning every event.
+        """
         seen: dict[int, SharedRecord] = {}
-        for event in self.mr.events():
-            if event.name == "KeyShared" and event["grantee"] == self.address:
-                seen[int(event["recordId"])] = SharedRecord(
-                    int(event["recordId"]),
-                    str(event["patient"]),
-                    str(event["sharer"]),
-                    event.block_number,
-                )
+        for release in self.mr.shared_with(self.address):
+            seen.pop(release.record_id, None)  # a later release moves the record to the end
+            seen[release.record_id] = SharedRecord(
+                release.record_id, release.patient, release.sharer, release.block_number
+            )
         return list(seen.values())
 
     # ------------------------------------------------------------ relaying and audit
