@@ -139,8 +139,9 @@ def load_account_keystore(path: Path, passphrase: str) -> LocalAccount:
     except ValueError as exc:
         if "MAC mismatch" in str(exc):
             raise KeystoreError(
-                f"wrong passphrase for account keystore {path}; try again (check "
-                "--password-file / MEDRECORD_PASSWORD)"
+                f"account keystore {path} does not open: a wrong passphrase, or the file "
+                "was altered (the two look alike by design); try again, check "
+                "--password-file / MEDRECORD_PASSWORD, or restore the file from a backup"
             ) from None
         raise KeystoreError(f"account keystore {path} cannot be read: {exc}") from None
     except (KeyError, TypeError) as exc:

@@ -223,9 +223,16 @@ class _Actor:
                 continue
             self.keyring.put(record.id, data_key, binding)
             return data_key
+        if record.patient == self.address:
+            raise KeyNotShared(
+                f"no release of record {format_record_id(record.id)} opens with your current "
+                "encryption key: it was written for a key you no longer hold (rotated or "
+                "restored keystore); open it with the keystore of that key, or ask its author "
+                "to release it to your new key"
+            )
         raise KeyNotShared(
             f"no key of record {format_record_id(record.id)} was released to {self.address} "
-            "for its current encryption key; ask the patient to share it"
+            f"for its current encryption key; ask the patient ({record.patient}) to share it"
         )
 
     # ------------------------------------------------------------ consent helpers

@@ -205,7 +205,8 @@ def load_keystore(path: str | os.PathLike[str], passphrase: str | bytes) -> KeyP
         raise KeystoreError(
             f"wrong passphrase for keystore {source} (or the file was altered); try again. "
             "Without the passphrase the private key cannot be recovered: restore another "
-            "backup, or generate a new key pair and publish it with setEncryptionKey"
+            "backup, or generate a new key pair and publish it (`medrecord keys register`, "
+            "or register_key() in the SDK)"
         ) from None
     keypair = KeyPair.from_private_bytes(private)
     if keypair.public_bytes != public:

@@ -255,7 +255,7 @@ def test_wrong_keystore_password_is_refused_clearly(cli: Cli, tmp_path: Path) ->
     result = cli.run(*paths, "--password-file", str(password_file), "keys", "show")
 
     assert result.exit_code == 1
-    assert "wrong passphrase" in result.stderr
+    assert "a wrong passphrase, or the file was altered" in result.stderr
     assert str(account_ks) in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""

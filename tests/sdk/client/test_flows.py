@@ -218,8 +218,13 @@ def test_wrong_key_cannot_read(mr: MedRecord, cast: Actors) -> None:
     cast.patient.share(receipt.record_id, cast.doctor.address)
     # The same account with another X25519 key (a lost or rotated key): nothing to unwrap.
     impostor = mr.provider(mr.accounts[4], KeyPair.generate())
-    with pytest.raises(KeyNotShared):
+    with pytest.raises(KeyNotShared, match=r"ask the patient \(0x"):
         impostor.read(receipt.record_id)
+    # The patient itself under a new key is told about its keys, not to ask the patient.
+    lost = mr.patient(cast.patient.account, KeyPair.generate())
+    with pytest.raises(KeyNotShared, match="written for a key you no longer hold") as refused:
+        lost.read(receipt.record_id)
+    assert "ask the patient" not in str(refused.value)
 
 
 def test_a_rotated_key_opens_only_the_release_made_for_it(mr: MedRecord, cast: Actors) -> None:
