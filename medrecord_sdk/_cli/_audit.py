@@ -165,11 +165,6 @@ def _profile_names(state: CliState) -> dict[str, str]:
     return names
 
 
-def _short_record(record_id: int, names: dict[str, str]) -> str:
-    patient, index = split_record_id(record_id)
-    return f"{names.get(patient.lower()) or short_address(patient)}/{index}"
-
-
 @click.command(short_help="Who did what: the on-chain audit trail.")
 @click.option("--patient", type=ADDRESS, help="Only what concerns this patient.")
 @click.option(
@@ -229,6 +224,10 @@ def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
                 return ""
             return names.get(address.lower()) or short_address(address)
 
+        def record(record_id: int) -> str:
+            owner, index = split_record_id(record_id)
+            return f"{who(owner)}/{index}"
+
         heads = ["time (UTC)", "event", "by", "patient", "record", "to"]
         lines = [
             [
@@ -236,7 +235,7 @@ def audit(state: CliState, patient: str | None, record_id: int | None) -> None:
                 entry.event,
                 who(entry.actor),
                 who(entry.patient),
-                "" if entry.record_id is None else _short_record(entry.record_id, names),
+                "" if entry.record_id is None else record(entry.record_id),
                 who(entry.grantee),
             ]
             for entry in entries
