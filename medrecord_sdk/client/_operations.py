@@ -361,3 +361,10 @@ def pending_operations(mr: MedRecord) -> list[JournalOperation]:
 
 def batches(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# Issue 19: enrollment that shares the study's records (client/_study_share.py). Imported
+# last: that module builds on the helpers above.
+from ._study_share import STUDY_SHARE  # noqa: E402
+
+KINDS[STUDY_SHARE.name] = STUDY_SHARE
