@@ -63,7 +63,7 @@ from ..errors import (
 )
 from ..fhir import FhirVersion, StudyPseudonyms, canonical_json, deidentify, load_json
 from ..storage import CID
-from ..vocabulary import Action
+from ..vocabulary import Action, Category
 
 if TYPE_CHECKING:
     import pandas
@@ -134,6 +134,11 @@ class Dataset:
     """Seconds per stage: chain, fetch, decrypt, deidentify, write, parquet (fetch, decrypt and
     deidentify are summed over the worker threads), and ``total`` (wall clock)."""
     files: dict[str, Path] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    """Records in the dataset per category name (all runs)."""
+    patients: dict[str, int] = field(default_factory=dict)
+    """Enrolled patients per standing: included, consent lapsed, enrollment ended, nothing
+    released (for the study report)."""
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -155,6 +160,8 @@ class Dataset:
             "records_resumed": self.records_resumed,
             "resources": self.resources,
             "skipped": self.skipped,
+            "categories": self.categories,
+            "patients": self.patients,
             "bytes_fetched": self.bytes_fetched,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -216,7 +223,7 @@ def _records_of(researcher: Researcher, patient: str) -> list[Record]:
 
 def _plan(
     researcher: Researcher, study_id: int, study: Study, patients: list[str]
-) -> tuple[list[_Item], list[Skip], int]:
+) -> tuple[list[_Item], list[Skip], Counter[str]]:
     mr = researcher.mr
     releases: dict[int, list[bytes]] = {}
     wanted = set(patients)
@@ -226,7 +233,7 @@ def _plan(
     now = mr.now()
     items: list[_Item] = []
     skips: list[Skip] = []
-    included = 0
+    standing: Counter[str] = Counter()
     for patient in patients:
         status = mr.escrow.enrollment_of(study_id, patient)
         consent = mr.consent.consent_of(patient, researcher.address)
@@ -252,8 +259,19 @@ def _plan(
                 continue
             items.append(_Item(record, tuple(releases[record.id])))
             took = True
-        included += took
-    return items, skips, included
+        if took:
+            standing["included"] += 1
+        elif status in (EnrollmentStatus.REJECTED, EnrollmentStatus.FORFEITED):
+            standing["enrollment ended"] += 1
+        elif not any(
+            consent.covers(Category(c), study.purpose, Action.READ, now)
+            for c in range(64)
+            if _mask_has(study.categories, c)
+        ):
+            standing["consent lapsed"] += 1
+        else:
+            standing["nothing released"] += 1
+    return items, skips, standing
 
 
 # ---------------------------------------------------------------- the per-record work
@@ -529,7 +547,7 @@ def build_dataset(
             "its researcher receives its data"
         )
     patients = enrolled_patients(researcher, study_id)
-    items, skips, included = _plan(researcher, study_id, study, patients)
+    items, skips, standing = _plan(researcher, study_id, study, patients)
     year = datetime.fromtimestamp(mr.now(), UTC).year
     timings["chain"] = time.perf_counter() - started
     secret = researcher.keypair.private_bytes if pseudonym_secret is None else pseudonym_secret
@@ -612,7 +630,7 @@ def build_dataset(
         study_id=study_id,
         out=out,
         patients_enrolled=len(patients),
-        patients_included=included,
+        patients_included=standing["included"],
         records_written=written,
         records_resumed=resumed,
         resources=resources,
@@ -620,6 +638,14 @@ def build_dataset(
         bytes_fetched=fetched,
         timings=timings,
         files=files,
+        categories=dict(
+            Counter(
+                i.record.category.name.lower()
+                for i in items
+                if i.record.id not in {s.record_id for s in run_skips}
+            )
+        ),
+        patients=dict(standing),
     )
     _write_manifest(dataset, mr.chain_id, mr.escrow.address)
     return dataset

@@ -366,3 +366,25 @@ def test_a_directory_of_another_study_is_refused(
     cast.researcher.dataset(study_id, tmp_path, parquet=False)
     with pytest.raises(ValueError, match="another study"):
         cast.researcher.dataset(other, tmp_path, parquet=False)
+
+
+def test_the_study_report_has_its_plots_and_no_identities(
+    mr: MedRecord, cast: Actors, tmp_path: Path
+) -> None:
+    from medrecord_sdk.client._report import study_timeline, write_report
+
+    study_id, _ = _three_patients(mr, cast)
+    cast.researcher.pay(study_id, [cast.patient.address, cast.guardian.address])
+    dataset = cast.researcher.dataset(study_id, tmp_path, parquet=False)
+    series = study_timeline(mr, study_id)
+    assert [n for _, n in series["enrolled"]] == [1, 2, 3]
+    assert series["paid"][-1][1] == 20  # two patients, reward 10 each
+    page = write_report(mr, dataset).read_text()
+    assert dataset.patients == {"included": 2, "consent lapsed": 1}
+    for png in ("report-timeline.png", "report-categories.png", "report-consent.png",
+                "report-skips.png"):  # fmt: skip
+        assert f'src="{png}"' in page
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    for who in (cast.patient, cast.guardian, cast.relayer, cast.researcher):
+        assert who.address not in page
+        assert who.address.lower() not in page
