@@ -212,7 +212,7 @@ bench-packaging: setup ## Wheel size, install time, import and --help times, plu
 # the shipped-ABI check stay on the lock: ape caps web3, eth-account, click and rich).
 test-newest: setup ## SDK tests on the newest dependency versions pyproject allows
 	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
-	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded]" pytest pytest-xdist hypothesis
+	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,research]" pytest pytest-xdist hypothesis
 	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography)=='
 	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix" \
 		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
@@ -223,3 +223,9 @@ docs: setup ## API reference generated from the docstrings into build/api (pdoc)
 	@echo "open build/api/index.html"
 
 test: test-wheel docs
+
+# ---------------------------------------------------------------------------------------------
+# Research datasets (issue 19): the dataset bench (a 1,000 x 10 cohort on Anvil, then the run).
+.PHONY: bench-dataset
+bench-dataset: setup ## Dataset of 1,000 patients x 10 records: records/s, memory, time per stage
+	$(BIN)/python bench/dataset.py

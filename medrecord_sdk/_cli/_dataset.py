@@ -79,13 +79,16 @@ def study_share(state: CliState, study_id: int, records: tuple[int, ...]) -> Non
     show_default=True,
     help="Records fetched and decrypted at once.",
 )
-@click.option("--parquet/--no-parquet", default=True, show_default=True,
-              help="Write observations.parquet (needs the research extra).")  # fmt: skip
+@click.option(
+    "--parquet/--no-parquet",
+    default=None,
+    help="Write observations.parquet (default: if the research extra is installed).",
+)
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write report.html with its plots (needs the research extra).")  # fmt: skip
 @pass_state
 def study_dataset(
-    state: CliState, study_id: int, out: Path, parallel: int, parquet: bool, report: bool
+    state: CliState, study_id: int, out: Path, parallel: int, parquet: bool | None, report: bool
 ) -> None:
     """Collect a study's dataset: de-identified FHIR NDJSON, Parquet, a report.
 

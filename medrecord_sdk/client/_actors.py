@@ -805,7 +805,7 @@ class Researcher(_Actor):
         *,
         parallel: int = 8,
         progress: Callable[[DatasetProgress], None] | None = None,
-        parquet: bool = True,
+        parquet: bool | None = None,
     ) -> Dataset:
         """Collects the study's consented, released records into ``out``: verified, decrypted,
         de-identified (HIPAA Safe Harbor, per-study pseudonyms) and written as FHIR NDJSON and

@@ -32,6 +32,8 @@ batches.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import sqlite3
@@ -45,13 +47,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from web3 import Web3
+from eth_abi.abi import decode, encode
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from ..chain import Record, RecordStatus
 from ..chain._abi import event_topic, topic_for
+from ..chain._consent import Consent
 from ..chain._escrow import EnrollmentStatus, Study
 from ..crypto import KeyBinding, RecordContext, decrypt_bytes, unwrap_any
 from ..errors import (
+    ChainError,
     ConfigurationError,
     ConsentDenied,
     ContentNotFound,
@@ -69,6 +77,7 @@ if TYPE_CHECKING:
     import pandas
 
     from ._actors import Researcher
+    from ._facade import MedRecord
 
 __all__ = ["Dataset", "DatasetProgress", "Skip", "SkipReason", "build_dataset"]
 
@@ -212,33 +221,127 @@ def enrolled_patients(researcher: Researcher, study_id: int) -> list[str]:
     return list(seen)
 
 
-def _records_of(researcher: Researcher, patient: str) -> list[Record]:
-    out: list[Record] = []
-    while True:
-        chunk = researcher.mr.records.records_of(patient, len(out), 100)
-        out.extend(chunk)
-        if len(chunk) < 100:
-            return out
+_BATCH = 200  # eth_calls per JSON-RPC batch request
+_PAGE = 100  # records per recordsOf page
+
+
+def batch_call(
+    wrapper: Any, function: str, arg_lists: list[tuple[Any, ...]], block: int
+) -> list[Any]:
+    """``function`` of a contract wrapper for each argument tuple, at one block.
+
+    Over HTTP the calls go as JSON-RPC batches (one request per 200 calls, past web3's
+    per-call middleware); any other provider (the embedded chain) is asked call by call. Every
+    answer is read at ``block``, so the dataset plans from one consistent state of the chain.
+    """
+    contract = wrapper._contract
+    if not isinstance(wrapper.w3.provider, HTTPProvider):
+        bound = getattr(contract.functions, function)
+        return [bound(*args).call(block_identifier=block) for args in arg_lists]
+    abi = contract.get_function_by_name(function).abi
+    types = get_abi_output_types(abi)
+    inputs = get_abi_input_types(abi)
+    selector = function_abi_to_4byte_selector(abi)
+    call = RPCEndpoint("eth_call")
+    out: list[Any] = []
+    for start in range(0, len(arg_lists), _BATCH):
+        requests: list[tuple[RPCEndpoint, Any]] = [
+            (call, [{"to": wrapper.address, "data": "0x" + (selector + encode(inputs, a)).hex()},
+                    hex(block)])
+            for a in arg_lists[start : start + _BATCH]
+        ]  # fmt: skip
+        answers = wrapper.w3.provider.make_batch_request(requests)
+        if not isinstance(answers, list):
+            raise ChainError(f"the node refused a batch of eth_call: {answers}")
+        for answer in sorted(answers, key=lambda a: int(str(a["id"]))):
+            if "error" in answer:
+                raise ChainError(f"eth_call {function} failed: {answer['error']}")
+            decoded = wrapper.w3.codec.decode(types, bytes(HexBytes(answer["result"])))
+            out.append(decoded[0] if len(types) == 1 else decoded)
+    return out
+
+
+def releases_to(mr: MedRecord, grantee: str, block: int) -> list[tuple[int, str, bytes]]:
+    """Every key release toward ``grantee`` up to ``block``: (record id, patient, wrapped
+    key), oldest first.
+
+    From the event index when one is set (``MedRecord.shared_with``); over HTTP, raw
+    ``eth_getLogs`` by the grantee topic in block windows (halved when the node refuses a
+    range), decoded here: web3's log formatting costs a millisecond per event, and a study's
+    releases number in the tens of thousands. Otherwise (the embedded chain) through
+    ``MedRecord.shared_with``.
+    """
+    if mr.index is not None or not isinstance(mr.w3.provider, HTTPProvider):
+        return [(r.record_id, r.patient, r.wrapped_key) for r in mr.shared_with(grantee)]
+    topic0 = event_topic("KeyShared")
+    topics = [
+        "0x" + topic0.hex(),
+        None,
+        None,
+        "0x" + topic_for(Web3.to_checksum_address(grantee)).hex(),
+    ]
+    out: list[tuple[int, str, bytes]] = []
+    start, window = mr.manifest.deploy_block, 100_000
+    while start <= block:
+        end = min(block, start + window - 1)
+        answer = mr.w3.provider.make_request(
+            RPCEndpoint("eth_getLogs"),
+            [{"address": mr.records.address, "topics": topics, "fromBlock": hex(start),
+              "toBlock": hex(end)}],
+        )  # fmt: skip
+        if "error" in answer:
+            if end == start:
+                raise ChainError(
+                    f"the node refused eth_getLogs for block {start}: {answer['error']}"
+                )
+            window = max(1, (end - start + 1) // 2)
+            continue
+        for log in answer["result"]:
+            if log.get("removed"):
+                continue
+            wrapped = decode(["address", "bytes"], bytes(HexBytes(log["data"])))[1]
+            record_id = int(log["topics"][1], 16)
+            patient = "0x" + str(log["topics"][2])[-40:]
+            out.append((record_id, patient, bytes(wrapped)))
+        start = end + 1
+    return out
+
+
+def _records_of(mr: MedRecord, patients: list[str], block: int) -> dict[str, list[Record]]:
+    """Every record of each patient, page by page (a page of every patient per batch)."""
+    out: dict[str, list[Record]] = {p: [] for p in patients}
+    todo = list(patients)
+    while todo:
+        pages = batch_call(mr.records, "recordsOf", [(p, len(out[p]), _PAGE) for p in todo], block)
+        for patient, page in zip(todo, pages, strict=True):
+            out[patient].extend(Record.from_tuple(r) for r in page)
+        todo = [p for p, page in zip(todo, pages, strict=True) if len(page) == _PAGE]
+    return out
 
 
 def _plan(
     researcher: Researcher, study_id: int, study: Study, patients: list[str]
 ) -> tuple[list[_Item], list[Skip], Counter[str]]:
     mr = researcher.mr
+    head = mr.w3.eth.get_block("latest")
+    now, block = int(head["timestamp"]), int(head["number"])
     releases: dict[int, list[bytes]] = {}
-    wanted = set(patients)
-    for release in mr.shared_with(researcher.address):
-        if Web3.to_checksum_address(release.patient) in wanted:
-            releases.setdefault(release.record_id, []).insert(0, release.wrapped_key)
-    now = mr.now()
+    wanted = {p.lower() for p in patients}
+    for record_id, patient, wrapped in releases_to(mr, researcher.address, block):
+        if patient.lower() in wanted:
+            releases.setdefault(record_id, []).insert(0, wrapped)
+    statuses = batch_call(mr.escrow, "enrollmentOf", [(study_id, p) for p in patients], block)
+    consents = batch_call(mr.consent, "consentOf", [(p, researcher.address) for p in patients],
+                          block)  # fmt: skip
+    records = _records_of(mr, patients, block)
     items: list[_Item] = []
     skips: list[Skip] = []
     standing: Counter[str] = Counter()
-    for patient in patients:
-        status = mr.escrow.enrollment_of(study_id, patient)
-        consent = mr.consent.consent_of(patient, researcher.address)
+    for patient, status_code, raw_consent in zip(patients, statuses, consents, strict=True):
+        status = EnrollmentStatus(int(status_code))
+        consent = Consent(*raw_consent)
         took = False
-        for record in _records_of(researcher, patient):
+        for record in records[patient]:
             if not _mask_has(study.categories, record.category):
                 continue
             reason: SkipReason | None = None
@@ -525,7 +628,7 @@ def build_dataset(
     parallel: int = 8,
     progress: Callable[[DatasetProgress], None] | None = None,
     version: FhirVersion = "R5",
-    parquet: bool = True,
+    parquet: bool | None = None,
     pseudonym_secret: bytes | None = None,
 ) -> Dataset:
     """Builds (or resumes) the dataset of ``study_id`` in ``out``; see the module docstring.
@@ -533,7 +636,8 @@ def build_dataset(
     ``pseudonym_secret`` keys the study's pseudonyms; by default the researcher's X25519
     private key (so the pseudonyms are stable across runs, and change with a rotated key:
     pass the old secret to keep them). Refused (ConsentDenied) unless this researcher runs the
-    study. ``parquet`` needs the ``research`` extra (pyarrow).
+    study. ``parquet``: write ``observations.parquet`` (True: required, and a missing
+    ``research`` extra is a ConfigurationError; None, the default: when pyarrow is installed).
     """
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -621,6 +725,8 @@ def build_dataset(
     finally:
         state.close()
     files = {name: out / f"{name}.ndjson" for name in resources}
+    if parquet is None:
+        parquet = importlib.util.find_spec("pyarrow") is not None
     if parquet:
         t = time.perf_counter()
         files["observations.parquet"] = write_observations_parquet(out)
@@ -692,8 +798,6 @@ it has components (blood pressure: systolic and diastolic rows)."""
 
 
 def _import_research(module: str) -> Any:
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -31,9 +31,11 @@ from web3 import Web3
 
 from ..chain import KeyShare, Record, RecordStatus, TxResult, format_record_id
 from ..chain._abi import event_topic, topic_for
+from ..chain._consent import Consent
 from ..chain._escrow import EnrollmentStatus, Study
 from ..chain._journal import JournalOperation, step_context
 from ..chain._tx import result_of
+from ..crypto import KeyBinding, wrap_key_for
 from ..errors import ConsentDenied, ConsentExpired, OperationError, RecordUnavailable
 from ..vocabulary import Action, Category
 from ._audit import AuditEntry
@@ -106,9 +108,7 @@ def released_to(mr: MedRecord, patient: str, grantee: str) -> set[int]:
     return {int(e["recordId"]) for e in mr.events(topics)}
 
 
-def _check_consent(actor: _Actor, study: Study, record: Record) -> None:
-    consent = actor.mr.consent.consent_of(record.patient, study.researcher)
-    now = actor.mr.now()
+def _check_consent(study: Study, record: Record, consent: Consent, now: int) -> None:
     if consent.covers(record.category, study.purpose, Action.READ, now):
         return
     what = f"READ of {record.category.name} for {study.purpose.name}"
@@ -166,11 +166,16 @@ def share_with_study(
     to_share = [r for r in chosen if r.id not in done]
     releases: list[list[Any]] = []
     if to_share:
-        patient._public_key_of(researcher)  # RecipientKeyMissing before any key is touched
+        # Read once: the researcher's key and formats, the consent and the chain's clock.
+        public_key = patient._public_key_of(researcher)
+        formats = mr.consent.encryption_key_formats_of(researcher)
+        consent = mr.consent.consent_of(patient.address, researcher)
+        now = mr.now()
     for record in to_share:
-        _check_consent(patient, study, record)
+        _check_consent(study, record, consent, now)
         data_key = patient._data_key(record)
-        wrapped = patient._wrap_for(researcher, data_key, record.content_hash)
+        binding = KeyBinding(mr.chain_id, mr.records.address, record.content_hash, public_key)
+        wrapped = wrap_key_for(data_key, public_key, binding, formats)
         releases.append([record.id, wrapped.hex()])
     needs_enroll = (
         enroll and mr.escrow.enrollment_of(study_id, patient.address) == EnrollmentStatus.NONE

@@ -355,9 +355,30 @@ def _type_of(annotation: Any, version: FhirVersion) -> tuple[str | None, Any]:
     return None, None
 
 
-def _type_names(model: Any) -> set[str]:
+@cache
+def _type_names(model: Any) -> frozenset[str]:
     """``model``'s FHIR type and the types it specialises (Age is a Quantity)."""
-    return {cls.__name__ for cls in model.__mro__ if hasattr(cls, "model_fields")}
+    return frozenset(cls.__name__ for cls in model.__mro__ if hasattr(cls, "model_fields"))
+
+
+@dataclass(frozen=True)
+class _Element:
+    """What the walk needs of one element type, worked out once per model class."""
+
+    names: frozenset[str]
+    fields: dict[str, tuple[_Field, bool]]
+    """The kept fields by JSON name, each with whether its text is terminology (kept)."""
+
+
+@cache
+def _element(model: Any, version: FhirVersion) -> _Element:
+    names = _type_names(model)
+    fields = {
+        key: (spec, any((n, key) in _KEPT_TEXT for n in names))
+        for key, spec in _fields(model, version).items()
+        if not any((n, key) in _DROPPED_FIELDS for n in names)
+    }
+    return _Element(names, fields)
 
 
 class _Walk:
@@ -408,21 +429,23 @@ class _Walk:
             del out["birthDate"]
 
     def element(self, data: Mapping[str, Any], model: Any) -> dict[str, Any]:
-        fields = _fields(model, self.version)
-        names = _type_names(model)
+        plan = _element(model, self.version)
+        names = plan.names
+        fields = plan.fields
         out: dict[str, Any] = {}
         for key, value in data.items():
-            spec = fields.get(key)
-            if spec is None or any((n, key) in _DROPPED_FIELDS for n in names):
+            entry = fields.get(key)
+            if entry is None:
                 continue
+            spec, kept_text = entry
             if isinstance(value, list):
                 kept = [
-                    v for v in (self.value(v, spec, names, key) for v in value) if v is not None
+                    v for v in (self.value(v, spec, kept_text, key) for v in value) if v is not None
                 ]
                 if kept:
                     out[key] = kept
             else:
-                kept_value = self.value(value, spec, names, key)
+                kept_value = self.value(value, spec, kept_text, key)
                 if kept_value is not None:
                     out[key] = kept_value
         if "Reference" in names:
@@ -458,7 +481,7 @@ class _Walk:
             out["value"] = JsonNumber(str(self.profile.max_age + 1))
             out["comparator"] = ">="
 
-    def value(self, value: Any, spec: _Field, parents: set[str], key: str) -> Any:
+    def value(self, value: Any, spec: _Field, kept_text: bool, key: str) -> Any:
         kind = spec.type_name
         if kind in _DROPPED_TYPES:
             return None
@@ -478,7 +501,7 @@ class _Walk:
             year = _year(value)
             return None if year is None else f"{year}-01-01T00:00:00Z"
         if kind in _TEXT or kind in _URIS or kind == "id":
-            if any((n, key) in _KEPT_TEXT for n in parents) and isinstance(value, str):
+            if kept_text and isinstance(value, str):
                 return value
             if kind == "id" and key == "id":
                 return None  # the resource's id: pseudonymized by the caller

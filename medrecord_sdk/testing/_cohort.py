@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from ..vocabulary import Category, Purpose
+from ..chain import record_id_of
+from ..chain._consent import NO_EXPIRY
+from ..crypto import (
+    WRAP_FORMATS_HPKE,
+    KeyBinding,
+    RecordContext,
+    encrypt_iter,
+    generate_data_key,
+    wrap_key_for,
+)
+from ..vocabulary import Action, Category, Purpose
 from ._actors import TOKEN_UNIT
 
 if TYPE_CHECKING:
@@ -131,6 +141,107 @@ def _fund(mr: MedRecord, accounts: list[LocalAccount], wei: int) -> None:
         w3.eth.wait_for_transaction_receipt(tx_hash)
 
 
+class _RawSender:
+    """Signs and sends one account's transactions without waiting (Anvil mines each at once).
+
+    The bench's fast path only: no journal, fixed gas limits, nonces counted here. Whatever it
+    sends is checked afterwards from the chain state (:func:`_check_cohort`)."""
+
+    def __init__(self, mr: MedRecord, account: LocalAccount, gas_price: int) -> None:
+        self.mr = mr
+        self.account = account
+        self.nonce = int(mr.w3.eth.get_transaction_count(account.address))
+        self.gas_price = gas_price
+        self.last: Any = None
+
+    def send(self, wrapper: Any, function: str, *args: Any, gas: int = 1_000_000) -> None:
+        tx = {
+            "to": wrapper.address,
+            "data": wrapper._contract.encode_abi(function, list(args)),
+            "value": 0,
+            "gas": gas,
+            "gasPrice": self.gas_price,
+            "nonce": self.nonce,
+            "chainId": self.mr.chain_id,
+        }
+        signed = self.account.sign_transaction(tx)
+        self.last = self.mr.w3.eth.send_raw_transaction(signed.raw_transaction)
+        self.nonce += 1
+
+
+def _fast_patient(
+    mr: MedRecord,
+    member: CohortPatient,
+    researcher: Researcher,
+    study_id: int,
+    categories: tuple[Category, ...],
+    purpose: Purpose,
+    records_each: int,
+    held: set[int],
+    gas_price: int,
+    rng: random.Random,
+) -> Any:
+    patient = member.patient
+    sender = _RawSender(mr, patient.account, gas_price)
+    mask = sum(1 << int(c) for c in set(categories))
+    sender.send(mr.consent, "setEncryptionKey", patient.keypair.public_bytes)
+    sender.send(mr.consent, "grant", researcher.address, mask, 1 << int(purpose),
+                int(Action.READ), NO_EXPIRY)  # fmt: skip
+    registry = mr.records.address
+    shares: list[tuple[int, str, bytes]] = []
+    for number in range(records_each):
+        category = categories[number % len(categories)]
+        resource = cohort_resource(member.index, number, category, rng)
+        data_key = generate_data_key()
+        context = RecordContext(mr.chain_id, registry, patient.address, int(category))
+        pieces = encrypt_iter(json.dumps(resource).encode(), data_key, context)
+        cid = mr.store.add(pieces)
+        info = pieces.info
+        assert info is not None
+        digest, codec = cid.to_onchain()
+
+        def wrapped(
+            public_key: bytes, content_hash: bytes = info.content_hash, key: bytes = data_key
+        ) -> bytes:
+            binding = KeyBinding(mr.chain_id, registry, content_hash, public_key)
+            return wrap_key_for(key, public_key, binding, WRAP_FORMATS_HPKE)
+
+        own = (patient.address, wrapped(patient.keypair.public_bytes))
+        sender.send(mr.records, "addRecord", patient.address, digest, codec, info.content_hash,
+                    int(category), 0, [own])  # fmt: skip
+        record_id = record_id_of(patient.address, number)
+        member.records.append(CohortRecord(record_id, category, resource))
+        if number not in held:
+            shares.append((record_id, researcher.address, wrapped(researcher.keypair.public_bytes)))
+    sender.send(mr.escrow, "enroll", study_id)
+    size = mr.records.max_batch_size()
+    for start in range(0, len(shares), size):
+        batch = shares[start : start + size]
+        sender.send(mr.records, "shareKeys", batch, gas=200_000 + 100_000 * len(batch))
+    member.shared = {r for r, _, _ in shares}
+    return sender.last
+
+
+def _check_cohort(mr: MedRecord, cohort: Cohort, records_each: int) -> None:
+    """The fast path's transactions all did what they should (they were not waited for)."""
+    from ..client._dataset import batch_call, releases_to
+
+    block = mr.w3.eth.block_number
+    patients = [m.patient.address for m in cohort.patients]
+    counts = batch_call(mr.records, "recordCount", [(p,) for p in patients], block)
+    statuses = batch_call(
+        mr.escrow, "enrollmentOf", [(cohort.study_id, p) for p in patients], block
+    )
+    shared = {r for r, _, _ in releases_to(mr, cohort.researcher.address, block)}
+    for member, count, status in zip(cohort.patients, counts, statuses, strict=True):
+        if int(count) != records_each or int(status) != 1 or not member.shared <= shared:
+            raise RuntimeError(
+                f"cohort patient {member.index} ({member.patient.address}) was not built: "
+                f"{count} records, enrollment {status}, "
+                f"{len(member.shared - shared)} releases missing"
+            )
+
+
 def build_cohort(
     mr: MedRecord,
     researcher: Researcher,
@@ -142,12 +253,17 @@ def build_cohort(
     withhold: Mapping[int, set[int]] | None = None,
     seed: int = 19,
     on_patient: Callable[[int], None] | None = None,
+    fast: bool = False,
 ) -> Cohort:
     """Builds a funded study and ``patients`` enrolled patients (see the module docstring).
 
     ``withhold`` maps a patient index to the record numbers (0-based) whose keys that patient
     does not share. The researcher needs a published key and enough tokens (``make_actors``
     gives 1,000); the reward is one token, so a study of up to 1,000 patients is funded.
+
+    ``fast`` (Anvil only, for benches) signs the same transactions directly and sends them
+    without waiting or journalling, then checks the resulting chain state; without it every
+    step goes through the SDK's flows (``Patient.add_record``, ``Patient.enroll(share=)``).
     """
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     withhold = withhold or {}
@@ -166,6 +282,22 @@ def build_cohort(
     ]
     _fund(mr, accounts, 10**18)
     out: list[CohortPatient] = []
+    if fast:
+        gas_price = 2 * int(mr.w3.eth.gas_price)
+        cohort = Cohort(study_id, researcher, out)
+        for index, account in enumerate(accounts):
+            member = CohortPatient(index, mr.patient(account))
+            last = _fast_patient(
+                mr, member, researcher, study_id, categories, purpose, records_each,
+                withhold.get(index, set()), gas_price, rng,
+            )  # fmt: skip
+            out.append(member)
+            # One patient's transactions at a time: a pool of thousands stalls Anvil.
+            mr.w3.eth.wait_for_transaction_receipt(last, timeout=120, poll_latency=0.01)
+            if on_patient is not None:
+                on_patient(index)
+        _check_cohort(mr, cohort, records_each)
+        return cohort
     for index, account in enumerate(accounts):
         patient = mr.patient(account)
         patient.register_key()

@@ -403,3 +403,9 @@ def test_generated_resources_leak_nothing(source: dict[str, Any]) -> None:
     if KEY.patient(PATIENT) in written:
         assert other is not None
         assert KEY.patient(PATIENT) not in json.dumps(other)
+
+
+def test_the_documented_profile_is_the_code() -> None:
+    """docs/datasets.md shows SAFE_HARBOR's table as the code has it."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "datasets.md").read_text()
+    assert SAFE_HARBOR.markdown() in doc
