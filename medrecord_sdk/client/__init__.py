@@ -10,11 +10,17 @@ from ._actors import (
     mask_of,
 )
 from ._audit import AuditEntry
+from ._dataset import Dataset, DatasetProgress, Skip, SkipReason
 from ._facade import MedRecord, store_from_settings
 from ._keyring import Keyring
+from ._report import write_report
+from ._study_share import StudyRelease, StudyShareReceipt, study_releases
 
 __all__ = [
     "AuditEntry",
+    # research datasets (issue 19)
+    "Dataset",
+    "DatasetProgress",
     "ErasureReceipt",
     "Keyring",
     "MedRecord",
@@ -23,6 +29,12 @@ __all__ = [
     "RecordReceipt",
     "Researcher",
     "SharedRecord",
+    "Skip",
+    "SkipReason",
+    "StudyRelease",
+    "StudyShareReceipt",
     "mask_of",
     "store_from_settings",
+    "study_releases",
+    "write_report",
 ]
