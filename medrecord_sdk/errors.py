@@ -42,6 +42,7 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     EventIndexError (MedRecordError)           the event index (a cache: never decides access)
         ├── IndexMismatch (ValueError)         the index was built for another chain/deployment
         └── IndexUnavailable (ConnectionError) database or subgraph down, or answering nonsense
+    ClaimError (ChainError, ValueError)        a claim action the escrow would refuse (issue 20)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from typing import Any
 __all__ = [
     "AnchorFailed",
     "ChainError",
+    "ClaimError",
     "ConfigurationError",
     "ConsentDenied",
     "ConsentError",
@@ -320,3 +322,8 @@ class IndexMismatch(EventIndexError, ValueError):
 
 class IndexUnavailable(EventIndexError, ConnectionError):
     """The index database or subgraph endpoint cannot be reached or answers nonsense."""
+
+
+class ClaimError(ChainError, ValueError):
+    """A claim action the ClaimsEscrow would refuse (wrong state, nothing owed, an unfunded
+    pool, a record that is not the patient's billing record); the message says what to do."""
