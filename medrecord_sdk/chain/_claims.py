@@ -230,9 +230,8 @@ class ClaimsEscrow(ContractWrapper):
             "SharePaid",
         ):
             for log in self._logs(name, from_block, claimId=claim_id):
-                found.append(
-                    (int(log.blockNumber), int(log.logIndex), {"event": name, **dict(log.args)})
-                )
+                entry = {"event": name, "blockNumber": int(log.blockNumber), **dict(log.args)}
+                found.append((int(log.blockNumber), int(log.logIndex), entry))
         return [entry for _, _, entry in sorted(found, key=lambda f: (f[0], f[1]))]
 
     # ------------------------------------------------------------ insurer

@@ -27,6 +27,7 @@ from ..chain._claims import Claim, ClaimFiling, ClaimStatus, DenyReason, Plan
 from ..chain._tx import TxResult, result_of
 from ..errors import ClaimError, ConsentDenied
 from ..fhir import FhirVersion, parse_resource
+from ..fhir._claims import ClaimFacts
 from ..vocabulary import Action, Category, Purpose
 from ._actors import _Actor
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ClaimView",
     "Insurer",
+    "claim_facts",
+    "claim_response",
     "claim_view",
     "claims_of",
     "pay_share",
@@ -104,6 +107,43 @@ def claims_of(
             plans[filing.plan_id] = mr.claims.get_plan(filing.plan_id)
         views.append(ClaimView(mr.claims.get_claim(filing.claim_id), plans[filing.plan_id], filing))
     return views
+
+
+def claim_facts(mr: MedRecord, claim_id: int) -> ClaimFacts:
+    """What the chain says about a claim, as the FHIR layer's :class:`ClaimFacts`."""
+    from ..chain._token import DataShareToken
+
+    view = claim_view(mr, claim_id)
+    token = DataShareToken(mr.w3, view.plan.token)
+    decisions = mr.claims.decisions(claim_id, from_block=view.filing.block_number)
+    reason = None
+    for entry in decisions:
+        if entry["event"] == "ClaimDenied":
+            reason = DenyReason(int(entry["reason"])).name
+    block = max([view.filing.block_number, *(int(e["blockNumber"]) for e in decisions)])
+    created = int(mr.w3.eth.get_block(block)["timestamp"])
+    return ClaimFacts(
+        claim_id=claim_id,
+        status=view.claim.status.name.lower(),
+        patient=view.plan.patient,
+        provider=view.claim.provider,
+        insurer=view.plan.insurer,
+        amount=view.claim.amount,
+        approved=view.claim.approved,
+        payment=view.payment,
+        share=view.share,
+        decimals=int(token._call("decimals")),
+        currency=str(token._call("symbol")),
+        created=created,
+        deny_reason=reason,
+    )
+
+
+def claim_response(mr: MedRecord, claim_id: int, *, version: FhirVersion = "R5") -> bytes:
+    """The claim's state on chain as a FHIR ClaimResponse (JSON bytes, validated)."""
+    from ..fhir._claims import claim_response as to_fhir
+
+    return to_fhir(claim_facts(mr, claim_id), version=version)
 
 
 # ---------------------------------------------------------------- provider
