@@ -28,7 +28,7 @@ ClaimsEscrow's layout (a plan is five slots, a claim two; docs/claims.md):
   the payer's permit nonce (new: 22,100) and the allowance written by the permit and spent in
   the same transaction (22,100 + 100 - 19,900 refund = 2,300 instead of a clearing's 200).
 
-Measured (embedded py-evm and Anvil alike): submitClaim 114,083 (floor 102,179, +11.7%),
+Measured (embedded py-evm and Anvil alike): submitClaim 113,798 (floor 102,179, +11.4%),
 approve 67,722 (62,377, +8.6%), payShare 52,058 (48,816, +6.6%), payShareWithPermit 85,217
 (79,112, +7.7%). What is above the floor is mostly the code around it: the RecordRegistry's
 whole Record returned and decoded, the consent questions' ABI round trips, the

@@ -434,16 +434,15 @@ contract ClaimsEscrow is IClaimsEscrow, ReentrancyGuardTransient {
     function _checkRecords(address patient, uint256 claimRecord, uint256[] calldata records) private view {
         uint256 count = records.length;
         if (count == 0 || count > MAX_RECORDS) revert ClaimsEscrowInvalidRecordCount(count, MAX_RECORDS);
-        IRecordRegistry.Record memory record;
-        try _records.getRecord(claimRecord) returns (IRecordRegistry.Record memory found) {
-            record = found;
+        try _records.getRecord(claimRecord) returns (IRecordRegistry.Record memory record) {
+            if (
+                record.patient != patient || record.category != _BILLING
+                    || record.status != IRecordRegistry.RecordStatus.Active
+            ) revert ClaimsEscrowInvalidClaimRecord(claimRecord);
         } catch {
+            // An id that names no record (getRecord reverts) is no claim record either.
             revert ClaimsEscrowInvalidClaimRecord(claimRecord);
         }
-        if (
-            record.patient != patient || record.category != _BILLING
-                || record.status != IRecordRegistry.RecordStatus.Active
-        ) revert ClaimsEscrowInvalidClaimRecord(claimRecord);
         uint256 recordCount = _records.recordCount(patient);
         for (uint256 i; i < count; ++i) {
             _checkRecordId(patient, records[i], recordCount);
