@@ -610,3 +610,112 @@ def test_a_blocked_provider_collects_later(
     with ape.reverts(escrow.ClaimsEscrowNoPaymentOwed, claimId=claim_id):
         escrow.collect(claim_id, stranger, sender=provider)
     assert_solvent(blocking, escrow)
+
+
+# ---------------------------------------------------------------- the events rebuild the state
+
+
+def rebuild(logs) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Plans' buckets and claims' states from ClaimsEscrow's events alone, in order."""
+    plans: dict[int, dict] = {}
+    claims: dict[int, dict] = {}
+
+    def release(claim):
+        plan = plans[claim["plan"]]
+        plan["reserved"] -= claim["reserve"]
+        plan["unallocated"] += claim["reserve"]
+
+    for log in logs:
+        args, name = log.event_arguments, log.event_name
+        if name == "PlanRegistered":
+            plans[args["planId"]] = {"unallocated": 0, "reserved": 0}
+        elif name == "PlanFunded":
+            plans[args["planId"]]["unallocated"] += args["amount"]
+        elif name == "PlanWithdrawn":
+            plans[args["planId"]]["unallocated"] -= args["amount"]
+        elif name == "ClaimSubmitted":
+            claims[args["claimId"]] = {
+                "plan": args["planId"], "status": SUBMITTED, "amount": args["amount"],
+                "approved": 0, "deadline": args["deadline"], "reserve": args["reserved"],
+                "owed": False, "share_paid": False,
+            }  # fmt: skip
+            plans[args["planId"]]["unallocated"] -= args["reserved"]
+            plans[args["planId"]]["reserved"] += args["reserved"]
+        else:
+            claim = claims[args["claimId"]]
+            plan = plans[claim["plan"]]
+            if name == "ClaimApproved":
+                claim.update(status=APPROVED, approved=args["approved"], owed=not args["paid"])
+                plan["reserved"] -= claim["reserve"]
+                plan["unallocated"] += claim["reserve"] - args["payment"]
+                if not args["paid"]:
+                    plan["reserved"] += args["payment"]
+            elif name == "ClaimDenied" and args["onAppeal"]:
+                claim["status"] = REJECTED
+                release(claim)
+            elif name == "ClaimDenied":
+                claim.update(status=DENIED, deadline=args["appealDeadline"])
+            elif name == "ClaimAppealed":
+                claim.update(status=APPEALED, deadline=args["deadline"])
+            elif name == "ClaimClosed":
+                claim["status"] = CLOSED
+                release(claim)
+            elif name == "PaymentCollected":
+                claim["owed"] = False
+                plan["reserved"] -= args["amount"]
+            elif name == "SharePaid":
+                claim["share_paid"] = True
+    return plans, claims
+
+
+def test_the_events_rebuild_the_state(
+    world, escrow, project, deployer, insurer, provider, stranger
+):
+    """Every kind of state change, then the state from the events alone equals the views."""
+    blocking = project.BlockingTokenMock.deploy(sender=deployer)
+    blocked_plan = world.plan(token=blocking)
+    approved, partial, denied, appealed, rejected, owed = (
+        world.submit()[0], world.submit()[0], world.submit()[0], world.submit()[0],
+        world.submit()[0], world.submit(plan_id=blocked_plan)[0],
+    )  # fmt: skip
+    escrow.approve(approved, AMOUNT, sender=insurer)
+    escrow.approve(partial, 30 * UNIT, sender=insurer)
+    for claim_id in (denied, appealed, rejected):
+        escrow.deny(claim_id, NOT_COVERED, sender=insurer)
+    escrow.appeal(appealed, 0, sender=provider)
+    escrow.appeal(rejected, 0, sender=provider)
+    escrow.deny(rejected, DUPLICATE, sender=insurer)
+    blocking.setMode(provider, 1, sender=deployer)
+    escrow.approve(owed, AMOUNT, sender=insurer)
+    escrow.collect(owed, stranger, sender=provider)
+    share = split(AMOUNT)[1]
+    world.token.mint(world.patient, share, sender=deployer)
+    world.token.approve(escrow, share, sender=world.patient)
+    escrow.payShare(approved, sender=world.patient)
+    escrow.withdraw(1, UNIT, insurer, sender=insurer)
+    travel(world.deadline(appealed))
+    escrow.close(denied, sender=stranger)
+    escrow.escalate(appealed, sender=provider)
+
+    head = ape.chain.blocks.head.number + 1
+    names = [
+        "PlanRegistered", "PlanFunded", "PlanWithdrawn", "ClaimSubmitted", "ClaimApproved",
+        "ClaimDenied", "ClaimAppealed", "ClaimClosed", "PaymentCollected", "SharePaid",
+    ]  # fmt: skip
+    logs = sorted(
+        (log for name in names for log in getattr(escrow, name).range(0, head)),
+        key=lambda log: (log.block_number, log.log_index),
+    )
+    plans, claims = rebuild(logs)
+    assert set(plans) == set(range(1, escrow.planCount() + 1))
+    for plan_id, plan in plans.items():
+        onchain = escrow.getPlan(plan_id)
+        assert (plan["unallocated"], plan["reserved"]) == (onchain.unallocated, onchain.reserved)
+    assert set(claims) == set(range(1, escrow.claimCount() + 1))
+    for claim_id, claim in claims.items():
+        c = escrow.getClaim(claim_id)
+        assert (claim["status"], claim["approved"], claim["deadline"]) == (
+            c.status, c.approved, c.deadline,
+        )  # fmt: skip
+        assert (claim["owed"], claim["share_paid"]) == (c.paymentOwed, c.sharePaid)
+    assert {c["status"] for c in claims.values()} == {APPROVED, CLOSED, REJECTED}
