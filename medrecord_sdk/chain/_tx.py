@@ -92,6 +92,8 @@ REVERT_EXCEPTIONS = (
 
 
 _RETURN_DATA = re.compile(r"return data: (0x[0-9a-fA-F]+)")
+_REPLACED_RECHECKS = (0.1, 0.3, 0.6)
+"""Pauses (s) between the looks that must all agree before a transaction is called replaced."""
 
 
 def _tester_revert_data(exc: TesterTransactionFailed) -> bytes | None:
@@ -327,6 +329,19 @@ class Signer:
             return False
         return found.get("blockNumber") is not None
 
+    def _replaced_for_sure(self, tx_hash: str) -> bool:
+        """Looks again before calling a transaction replaced, which lets its content be destroyed.
+
+        A node under load can count a new block's nonces before it serves that block's receipts
+        and transactions (seen on Anvil while it mined many blocks a second): for a moment our
+        transaction is in neither the pool nor the chain. Replaced is only what stays so.
+        """
+        for pause in _REPLACED_RECHECKS:
+            time.sleep(pause)
+            if self._receipt(tx_hash) is not None or self._known(tx_hash) is not False:
+                return False
+        return True
+
     def _known(self, tx_hash: str) -> bool | None:
         """Whether the node has the transaction (pool or chain); None when it cannot say."""
         try:
@@ -383,6 +398,8 @@ class Signer:
                 receipt = self._receipt(tx.hash)  # mined between the two questions?
                 if receipt is None and self._mined_without_receipt(tx.hash):
                     return None  # the node knows it in a block: its receipt is late, not lost
+                if receipt is None and not self._replaced_for_sure(tx.hash):
+                    return None
                 if receipt is None:
                     self.journal.set_tx(tx.hash, status=TxStatus.REPLACED)
                     raise TransactionReplaced(
