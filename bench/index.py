@@ -84,7 +84,7 @@ def populate(w3: Web3, manifest: Any, *, blocks: int, patients: int, per_patient
                 nonce += 1
 
             send(contract.functions.addRecord(account.address, rid.to_bytes(32, "big"), 0x55,
-                 b"\x01" * 32, int(Category.LABORATORY), 0), 300_000)  # fmt: skip
+                 b"\x01" * 32, int(Category.LABORATORY), 0, [(account.address, b"\x03" * 48)]), 300_000)  # fmt: skip
             send(contract.functions.grant(provider, category_mask(Category.LABORATORY),
                  purpose_mask(Purpose.TREAT), int(Action.READ), NO_EXPIRY), 200_000)  # fmt: skip
             left = per_patient - 2
