@@ -79,9 +79,9 @@ test-contracts-anvil: setup ## Contract tests on Anvil (random port)
 
 # Two xdist workers, one test file each at a time (--dist loadfile: a module's nodes start once).
 # Test ids must not depend on random values, or the workers would collect different suites.
-# The fault matrix's covering part runs here; all of it in `make test-faults`.
+# Every flow x fault pair runs here, and a covering part of the SIGKILL column; all of it in `make test-faults`.
 XDIST := -n 2 --dist loadfile
-test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, the fault matrix's covering part)
+test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, every flow x fault pair)
 	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider $(XDIST) -m "not full_matrix"
 
 # The two contract runs side by side (one core each: py-evm and Anvil), then the SDK on two
@@ -214,7 +214,7 @@ test-newest: setup ## SDK tests on the newest dependency versions pyproject allo
 	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
 	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,postgres]" pytest pytest-xdist hypothesis
 	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography|psycopg)=='
-	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix" \
+	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix and not fault_pairs" \
 		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
 
 docs: setup ## API reference generated from the docstrings into build/api (pdoc)
