@@ -47,7 +47,7 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -661,3 +661,59 @@ class KuboStore(Store):
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+    # ------------------------------------------------------------ peering
+
+    def peer_id(self) -> str:
+        """The node's libp2p peer ID (``id``)."""
+        answer = self._call_json("id", {})
+        if not isinstance(answer, dict) or not answer.get("ID"):
+            raise StoreUnavailable(f"{self.api_url} answered id without an ID")
+        return str(answer["ID"])
+
+    def addresses(self) -> list[str]:
+        """The node's own swarm multiaddrs, each ending ``/p2p/<peer id>``.
+
+        From ``id`` (Kubo lists them there), else ``swarm/addrs/local`` (js-ipfs answers
+        ``id`` with none). These are what a pinning service is given as ``origins``.
+        """
+        answer = self._call_json("id", {})
+        if not isinstance(answer, dict) or not answer.get("ID"):
+            raise StoreUnavailable(f"{self.api_url} answered id without an ID")
+        peer = str(answer["ID"])
+        found = [str(a) for a in answer.get("Addresses") or ()]
+        if not found:
+            local = self._call_json("swarm/addrs/local", {"id": "true"})
+            found = [str(a) for a in (local or {}).get("Strings") or ()]
+        suffix = f"/p2p/{peer}"
+        whole = [a if a.endswith(suffix) else a + suffix for a in found]
+        return list(dict.fromkeys(whole))
+
+    def swarm_connect(self, addresses: Sequence[str], *, timeout: float = 10.0) -> list[str]:
+        """Dial each multiaddr from the node; the ones it connected to.
+
+        A dial the node reports as failed is skipped (peering is best effort); a node that
+        cannot be reached at all raises :class:`StoreUnavailable` as every call does.
+        """
+        connected: list[str] = []
+        for address in addresses:
+            params = {"arg": address, "timeout": self._timeout_arg(timeout)}
+            response = self._request("swarm/connect", params, timeout=timeout + self._timeout)
+            try:
+                if response.status_code == 200:
+                    response.read()
+                    self._check_stream("swarm/connect", response)
+                    connected.append(address)
+                    continue
+                error = self._error("swarm/connect", response, None)
+                if isinstance(error, StoreAccessDenied) or "HTTP" in str(error):
+                    raise error  # not a failed dial: credentials, or not an IPFS node
+            finally:
+                response.close()
+        return connected
+
+    def swarm_peers(self) -> list[str]:
+        """The peer IDs the node is connected to."""
+        answer = self._call_json("swarm/peers", {})
+        peers = (answer or {}).get("Peers") or ()
+        return [str(p.get("Peer")) for p in peers if isinstance(p, dict) and p.get("Peer")]
