@@ -9,6 +9,7 @@ failing disk would answer. No test waits on the wall clock: the store's ``sleep`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.utils
 import random
 import time
@@ -401,3 +402,42 @@ def test_add_sends_every_parameter_that_decides_the_cid(proxy: KuboProxy, name: 
     assert add.query["trickle"] == "false"
     assert cid == compute_cid(data, profile=name)  # the real node built the same DAG
     assert store.get_bytes(cid) == data
+
+
+JS_IPFS_CASES = [
+    pytest.param(name, size, id=f"{name}-{label}")
+    for name in ("unixfs-v0-2015", "unixfs-v1-2025")
+    for size, label in zip(
+        [0, 1, PROFILES[name].chunk_size, PROFILES[name].chunk_size + 1]
+        + (
+            [PROFILES[name].max_links * PROFILES[name].chunk_size + 1]
+            if name != "unixfs-v1-2025"
+            else []
+        ),
+        ["0B", "1B", "chunk", "chunk+1", "two-levels"],
+        strict=False,
+    )
+]
+"""Where js-ipfs supports the parameters: not unixfs-v1-2025's 1024 links (it always uses
+174), so not that profile's second level; cid-version-1 is test_kubo_node.py's parity."""
+
+
+@pytest.mark.parametrize(("name", "size"), JS_IPFS_CASES)
+def test_js_ipfs_parity_per_profile(ipfs_node: IpfsNode, name: str, size: int) -> None:
+    data = sample(size, seed=33)
+    with KuboStore(ipfs_node.api_url, profile=name) as store:
+        cid = store.add(data)  # raises IntegrityError if the node built another DAG
+        assert cid == compute_cid(data, profile=name)
+        assert store.get_bytes(cid) == data
+
+
+def test_a_node_ignoring_max_file_links_is_caught_at_add(ipfs_node: IpfsNode) -> None:
+    """The bug of issue 17 in small: js-ipfs ignores max-file-links, the node's CID differs
+    from the profile's, and add says so instead of recording a CID nobody can reproduce."""
+    narrow = dataclasses.replace(PROFILES["cid-version-1"], name="narrow-4", max_links=4)
+    data = sample(5 * CHUNK_SIZE + 1, seed=34)
+    with (
+        KuboStore(ipfs_node.api_url, profile=narrow) as store,
+        pytest.raises(IntegrityError, match="max-file-links"),
+    ):
+        store.add(data)
