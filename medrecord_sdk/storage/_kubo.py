@@ -207,6 +207,12 @@ class KuboStore(Store):
         rng: random.Random | None = None,
     ) -> None:
         self.api_url, uds = parse_api_address(api_url)
+        if uds is not None and client is not None:
+            raise ConfigurationError(
+                f"{api_url!r} is a /unix socket, which only the store's own transport dials: "
+                "pass no client, or give a client whose transport connects to that socket "
+                "and the address http://localhost"
+            )
         self.profile = resolve_profile(profile)
         self._authorization = _auth_header(auth)
         self._owns_client = client is None
