@@ -31,7 +31,7 @@ from medrecord_sdk.errors import (
     StoreStreamError,
     StoreUnavailable,
 )
-from medrecord_sdk.storage import CHUNK_SIZE, KuboStore, compute_cid
+from medrecord_sdk.storage import CHUNK_SIZE, KuboStore, LocalStore, compute_cid
 from medrecord_sdk.storage._kubo import parse_api_address
 from medrecord_sdk.storage._profiles import PROFILES
 from medrecord_sdk.testing.ipfs import IpfsNode
@@ -441,3 +441,20 @@ def test_a_node_ignoring_max_file_links_is_caught_at_add(ipfs_node: IpfsNode) ->
         pytest.raises(IntegrityError, match="max-file-links"),
     ):
         store.add(data)
+
+
+def test_the_import_profile_setting_reaches_both_stores(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MEDRECORD_IMPORT_PROFILE", "unixfs-v1-2025")
+    local = store_from_settings(Settings(data_dir=tmp_path))
+    node = store_from_settings(Settings(store="kubo", data_dir=tmp_path))
+    try:
+        assert isinstance(local, LocalStore)
+        assert isinstance(node, KuboStore)
+        assert local.profile.name == node.profile.name == "unixfs-v1-2025"
+    finally:
+        local.close()
+        node.close()
+    with pytest.raises(ConfigurationError, match="unknown import profile"):
+        store_from_settings(Settings(data_dir=tmp_path, import_profile="unixfs-v9"))
