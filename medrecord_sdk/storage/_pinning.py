@@ -312,7 +312,8 @@ class PinningServiceStore(Store):
                 raise ContentNotFound(
                     f"the pinning service could not pin {root} ({current.info or 'no details'}): "
                     "it could not fetch the content; make sure a node that holds it is reachable "
-                    "(pass its multiaddrs as origins) and pin again"
+                    "(a KuboStore content store sends its addresses as origins and dials the "
+                    "service's delegates; otherwise pass origins=) and pin again"
                 )
             if time.monotonic() >= deadline:
                 raise StoreUnavailable(
