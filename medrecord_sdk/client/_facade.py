@@ -464,8 +464,13 @@ class MedRecord:
 def store_from_settings(settings: Settings) -> Store:
     """The store ``settings`` describe."""
     if settings.store == "local":
-        return LocalStore(settings.store_path)
-    kubo = KuboStore(settings.ipfs_api, timeout=settings.request_timeout)
+        return LocalStore(settings.store_path, profile=settings.import_profile)
+    kubo = KuboStore(
+        settings.ipfs_api,
+        auth=settings.ipfs_api_auth,
+        profile=settings.import_profile,
+        timeout=settings.request_timeout,
+    )
     if settings.store == "kubo":
         return kubo
     if settings.pinning_endpoint is None or settings.pinning_token is None:
