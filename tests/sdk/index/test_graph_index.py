@@ -14,16 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Deployment, deploy, run_scenario
+from conftest import Deployment, add_record, deploy, run_scenario
 from subgraph_server import SubgraphServer
 
-from medrecord_sdk.chain import EmbeddedChain
+from medrecord_sdk.chain import EmbeddedChain, revert_to, snapshot
 from medrecord_sdk.chain._abi import event_topic, topic_for
 from medrecord_sdk.client import MedRecord
 from medrecord_sdk.config import Settings
 from medrecord_sdk.errors import IndexMismatch, IndexUnavailable
 from medrecord_sdk.index import EventIndex, GraphIndex, is_graph_url, open_graph_index
 from medrecord_sdk.storage import LocalStore
+from medrecord_sdk.testing import AnvilNode
+from medrecord_sdk.vocabulary import Category
 
 
 @dataclasses.dataclass
@@ -254,3 +256,77 @@ def test_a_query_the_schema_does_not_have_is_refused_by_the_server(served: Serve
 def test_not_a_subgraph_url() -> None:
     with pytest.raises(IndexUnavailable, match="no subgraph URL"):
         GraphIndex("graph+ftp://example")
+
+
+# ------------------------------------------------------------------ settings, connect, CLI (Anvil)
+
+
+@pytest.fixture
+def on_anvil_served(anvil_node: AnvilNode, tmp_path: Path) -> Iterator[Served]:
+    w3 = anvil_node.web3()
+    base = snapshot(w3)
+    d = deploy(w3)
+    patient = d.accounts[1].address
+    record = add_record(d, 1, Category.LABORATORY)
+    sql = d.index(tmp_path / "anvil.sqlite3")
+    sql.sync()
+    server = SubgraphServer(sql)
+    with server.serve() as url:
+        graph = GraphIndex.for_deployment(url, w3, d.manifest)
+        yield Served(d, sql, graph, server, url, {"patient": patient, "record": record})
+        graph.close()
+    sql.close()
+    revert_to(w3, base)
+
+
+@pytest.mark.anvil
+def test_connect_uses_the_subgraph_index_url_names(
+    on_anvil_served: Served, anvil_node: AnvilNode, tmp_path: Path
+) -> None:
+    s = on_anvil_served
+    settings = Settings(
+        rpc_url=str(anvil_node.rpc_url),
+        use_index=True,
+        index_url="graph+" + s.url,
+        data_dir=tmp_path / "data",
+        store_path=tmp_path / "store",
+    )
+    with MedRecord.connect(settings=settings, manifest=s.d.manifest) as mr:
+        assert isinstance(mr.index, GraphIndex)
+        s.server.requests.clear()
+        patient = str(s.facts["patient"])
+        trail = mr.audit_trail(patient=patient)
+        assert s.server.requests  # answered by the subgraph, not the node
+        assert [e.event for e in trail] == ["RecordAdded", "KeyShared"]
+        assert trail == MedRecord(s.d.w3, s.d.manifest, mr.store).audit_trail(patient=patient)
+        status = mr.index_status()
+        assert status is not None
+        assert status.blocks_behind == 0
+    # Nothing was written where a SQL index would live.
+    assert not (tmp_path / "data" / "index").exists()
+
+
+@pytest.mark.anvil
+def test_cli_index_status_reads_the_subgraph(
+    on_anvil_served: Served, anvil_node: AnvilNode, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from medrecord_sdk.cli import main
+
+    s = on_anvil_served
+    manifest = tmp_path / "m.json"
+    s.d.manifest.save(manifest)
+    env = {"MEDRECORD_DATA_DIR": str(tmp_path / "data"), "MEDRECORD_INDEX_URL": "graph+" + s.url}
+    base = ["--rpc", str(anvil_node.rpc_url), "--manifest", str(manifest), "--json"]
+    runner = CliRunner()
+    s.server.indexed_block -= 1
+    done = runner.invoke(main, [*base, "index", "status"], env=env)
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["blocks_behind"] == 1
+    assert out["events"] == s.sql.status().events
+    assert out["subgraph"] == s.url
+    refused = runner.invoke(main, [*base, "index", "sync"], env=env)
+    assert refused.exit_code == 1
+    assert "graph-node syncs it" in refused.output
