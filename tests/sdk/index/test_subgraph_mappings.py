@@ -19,12 +19,19 @@ from typing import Any
 
 import graphql
 import pytest
-from conftest import deploy, run_scenario
+from conftest import Deployment, deploy, run_scenario
 from hexbytes import HexBytes
 from subgraph_server import SCHEMA, _entities, entities_of
 
-from medrecord_sdk.chain import EmbeddedChain
+from medrecord_sdk.chain import (
+    ConsentRegistry,
+    DataShareToken,
+    EmbeddedChain,
+    StudyEscrow,
+    advance_time,
+)
 from medrecord_sdk.chain._abi import decode_event, event_registry
+from medrecord_sdk.vocabulary import Action, Category, Purpose, category_mask, purpose_mask
 
 ROOT = Path(__file__).resolve().parents[3]
 BUILD = ROOT / "subgraph" / "build"
@@ -53,6 +60,39 @@ def _value(value: Any, kind: str) -> Any:
     return value
 
 
+def more_study_events(d: Deployment) -> None:
+    """A second study for the payment events the shared scenario lacks: a rejection, a skip
+    because consent was revoked (forfeited), a skip of someone never enrolled, a claim."""
+    w3, m = d.w3, d.manifest
+    consent = ConsentRegistry(w3, m.address_of("ConsentRegistry"))
+    token = DataShareToken(w3, m.address_of("DataShareToken"))
+    escrow = StudyEscrow(w3, m.address_of("StudyEscrow"))
+    researcher = d.accounts[3].address
+    lab, research = category_mask(Category.LABORATORY), purpose_mask(Purpose.HRESCH)
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    created = escrow.create_study(
+        categories=lab,
+        purpose=Purpose.HRESCH,
+        reward=10**18,
+        max_participants=5,
+        enrollment_deadline=now + 3600,
+        review_period=600,
+        signer=d.signer(3),
+    )
+    study = int(created.event("StudyCreated")["studyId"])
+    token.approve(escrow.address, 5 * 10**18, signer=d.signer(3))
+    escrow.fund(study, 5 * 10**18, signer=d.signer(3))
+    for i in (2, 5):
+        consent.grant(researcher, lab, research, int(Action.READ), signer=d.signer(i))
+    for i in (1, 2, 5):
+        escrow.enroll(study, signer=d.signer(i))
+    escrow.reject(study, d.accounts[5].address, signer=d.signer(3))
+    consent.revoke(researcher, signer=d.signer(2))
+    escrow.pay(study, [d.accounts[2].address, d.accounts[6].address], signer=d.signer(3))
+    advance_time(w3, 3600 + 700)
+    escrow.claim(study, signer=d.signer(1))
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (BUILD / ".built").exists():
@@ -64,6 +104,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     assert node is not None, "node is needed (make setup installs the npm packages with it)"
     d = deploy(EmbeddedChain().w3)
     run_scenario(d)
+    more_study_events(d)
     sources = {
         d.manifest.address_of("RecordRegistry"): "RecordRegistry",
         d.manifest.address_of("DataShareToken"): "DataShareToken",
@@ -169,3 +210,12 @@ def test_every_event_was_replayed(replayed: tuple[dict[str, Any], dict[str, Any]
     assert len(got["DecodedEvent"]) == len(expected["DecodedEvent"]) > 30
     names = {e["name"] for e in got["DecodedEvent"]}
     assert {"ConsentGranted", "KeyShared", "PaymentsSent", "Transfer", "RecordErased"} <= names
+    assert {"EnrollmentRejected", "PaymentSkipped", "RewardClaimed"} <= names
+    statuses = {e["status"] for e in expected["Enrollment"]}
+    assert statuses == {"paid", "rejected", "forfeited", "claimed"}
+    assert {r["status"] for r in expected["IndexedRecord"]} == {
+        "active",
+        "amended",
+        "retracted",
+        "erased",
+    }
