@@ -236,11 +236,11 @@ def outputs() -> dict[Path, str]:
     return files
 
 
-def write_network(manifest_path: Path, network: str) -> None:
-    """Adds ``network`` with the manifest's addresses and deploy block to networks.json."""
+def write_network(manifest_path: Path, network: str, path: Path) -> None:
+    """Adds ``network`` with the manifest's addresses and start blocks to ``path``
+    (graph-cli's networks.json)."""
     manifest = json.loads(manifest_path.read_text())
     contracts = manifest["contracts"]
-    path = HERE / "networks.json"
     networks = json.loads(path.read_text()) if path.exists() else {}
     networks[network] = {
         source: {
@@ -257,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the files are stale")
     parser.add_argument("--manifest", type=Path, help="a deployment manifest for networks.json")
     parser.add_argument("--network", help="the graph network name of --manifest's chain")
+    parser.add_argument(
+        "--networks",
+        type=Path,
+        default=HERE / "networks.json",
+        help="the networks file to update (default subgraph/networks.json)",
+    )
     args = parser.parse_args(argv)
     stale = []
     for path, text in outputs().items():
@@ -274,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest is not None:
         if not args.network:
             parser.error("--manifest needs --network (the name The Graph uses for the chain)")
-        write_network(args.manifest, args.network)
+        write_network(args.manifest, args.network, args.networks)
     return 0
 
 

@@ -97,3 +97,27 @@ def test_a_stale_handler_is_detected(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "StudyEscrow.ts" in done.stderr
+
+
+def test_a_deployment_manifest_becomes_a_network(tmp_path: Path) -> None:
+    from medrecord_sdk.chain import EmbeddedChain, Signer, deploy_contracts
+
+    chain = EmbeddedChain()
+    manifest = deploy_contracts(Signer(chain.w3, chain.accounts[0]), network="test", token_cap=0)
+    path = manifest.save(tmp_path / "manifest.json")
+    networks = tmp_path / "networks.json"
+    networks.write_text(json.dumps({"sepolia": {"StudyEscrow": {"address": "0x1"}}}))
+    done = subprocess.run(  # noqa: S603 (our own script, by path)
+        [sys.executable, str(SUBGRAPH / "generate.py"), "--manifest", str(path),
+         "--network", "localnet", "--networks", str(networks)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = json.loads(networks.read_text())
+    assert written["sepolia"] == {"StudyEscrow": {"address": "0x1"}}  # other networks kept
+    local = written["localnet"]
+    assert set(local) == {"RecordRegistry", "DataShareToken", "StudyEscrow"}
+    for source, entry in local.items():
+        assert entry["address"] == manifest.address_of(source)
+        assert entry["startBlock"] == manifest.contracts[source].block
+        assert entry["startBlock"] >= manifest.deploy_block
