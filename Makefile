@@ -212,7 +212,7 @@ bench-packaging: setup ## Wheel size, install time, import and --help times, plu
 # the shipped-ABI check stay on the lock: ape caps web3, eth-account, click and rich).
 test-newest: setup ## SDK tests on the newest dependency versions pyproject allows
 	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
-	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,postgres]" pytest pytest-xdist hypothesis
+	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,postgres]" pytest pytest-xdist hypothesis graphql-core
 	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography|psycopg)=='
 	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix and not fault_pairs" \
 		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
@@ -223,3 +223,30 @@ docs: setup ## API reference generated from the docstrings into build/api (pdoc)
 	@echo "open build/api/index.html"
 
 test: test-wheel docs
+
+# ---------------------------------------------------------------------------------------------
+# Subgraph (issue 21): the index's entities on The Graph, from the same events (docs/subgraph.md).
+# graph-cli and graph-ts come from subgraph/package-lock.json; codegen and build run offline and
+# write only subgraph/generated, subgraph/build and subgraph/.cache (graph-cli's update check is
+# off, and its cache directory is kept inside the checkout). The handlers and manifest are
+# generated from the shipped ABIs (subgraph/generate.py); a stale copy fails the build.
+SUBGRAPH_STAMP := subgraph/node_modules/.installed
+SUBGRAPH_BUILT := subgraph/build/.built
+SUBGRAPH_ENV := GRAPH_SKIP_NEW_VERSION_CHECK=true XDG_CACHE_HOME=$(CURDIR)/subgraph/.cache \
+	XDG_CONFIG_HOME=$(CURDIR)/subgraph/.cache XDG_DATA_HOME=$(CURDIR)/subgraph/.cache
+.PHONY: subgraph
+$(SUBGRAPH_STAMP): subgraph/package.json subgraph/package-lock.json
+	cd subgraph && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(SUBGRAPH_BUILT): $(SUBGRAPH_STAMP) $(VENV)/.installed subgraph/schema.graphql subgraph/subgraph.yaml \
+		subgraph/generate.py $(wildcard subgraph/src/*.ts subgraph/src/handlers/*.ts) \
+		$(wildcard medrecord_sdk/chain/artifacts/*.json)
+	$(BIN)/python subgraph/generate.py --check
+	cd subgraph && rm -rf generated build && $(SUBGRAPH_ENV) node_modules/.bin/graph codegen --output-dir generated
+	cd subgraph && $(SUBGRAPH_ENV) node_modules/.bin/graph build --output-dir build
+	@touch $@
+
+subgraph: $(SUBGRAPH_BUILT) ## Subgraph: graph codegen + graph build (offline; rebuilt when a source changes)
+
+test: subgraph

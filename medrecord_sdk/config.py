@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     index_url: str | None = None
     """The event index's database: None, a SQLite file per chain and deployment under
     ``index/`` in :meth:`data_path`; a path or ``sqlite:///path``, that SQLite file;
-    ``postgresql://user@host/db``, PostgreSQL (needs the ``postgres`` extra)."""
+    ``postgresql://user@host/db``, PostgreSQL (needs the ``postgres`` extra);
+    ``graph+https://<query URL>``, a MedRecord subgraph on The Graph, read by
+    :class:`~medrecord_sdk.index.GraphIndex` (docs/subgraph.md)."""
 
     use_index: bool = False
     """Answer audit trails, event listings and key releases from the event index (synced before

@@ -47,7 +47,7 @@ from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
 from ._audit import AuditEntry, audit_entry
 
 if TYPE_CHECKING:
-    from ..index import EventIndex, IndexStatus, KeyRelease
+    from ..index import EventIndex, GraphIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher, _Actor
 
 __all__ = ["MedRecord"]
@@ -67,7 +67,7 @@ class MedRecord:
         journal: Journal | None = None,
         confirmations: int = 0,
         tx_timeout: float = 120.0,
-        index: EventIndex | None = None,
+        index: EventIndex | GraphIndex | None = None,
         sync_index: bool = True,
         _owned: list[object] | None = None,
     ) -> None:
@@ -75,7 +75,8 @@ class MedRecord:
         self.index = index
         """The event index ``audit_trail``, ``events``, ``key_shares`` and ``shared_with``
         answer from (None: they ask the node, filtered by indexed topics). A cache only:
-        no permission is ever decided from it."""
+        no permission is ever decided from it. A :class:`~medrecord_sdk.index.GraphIndex`
+        (``index_url = graph+https://...``) answers the same from a subgraph."""
         self.sync_index = sync_index
         """Sync an :class:`~medrecord_sdk.index.EventIndex` before each answer (else answer
         from what it holds; :meth:`index_status` says how far behind that is)."""
@@ -180,9 +181,9 @@ class MedRecord:
         owned.insert(0, _Closing(journal.close))
         index = None
         if settings.use_index:
-            from ..index import open_index
+            from ..index import open_graph_index, open_index
 
-            index = open_index(settings, w3, manifest)
+            index = open_graph_index(settings, w3, manifest) or open_index(settings, w3, manifest)
             owned.append(_Closing(index.close))
         return cls(
             w3,
@@ -324,7 +325,7 @@ class MedRecord:
             return None
         return self.index.status()
 
-    def _fresh_index(self) -> EventIndex | None:
+    def _fresh_index(self) -> EventIndex | GraphIndex | None:
         from ..index import EventIndex
 
         if isinstance(self.index, EventIndex) and self.sync_index:
