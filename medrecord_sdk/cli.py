@@ -233,7 +233,12 @@ MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the local store [default: store/ in the data directory].",
 )
-@click.option("--ipfs-api", metavar="URL", help="Kubo RPC API [default: http://127.0.0.1:5001].")
+@click.option(
+    "--ipfs-api",
+    metavar="ADDRESS",
+    help="Kubo RPC API: a URL or a multiaddr (/ip4/127.0.0.1/tcp/5001) "
+    "[default: http://127.0.0.1:5001].",
+)
 @click.option(
     "--keys-dir",
     type=click.Path(file_okay=False, path_type=Path),
