@@ -10,7 +10,7 @@ with ``--wei``, as ``medrecord study`` does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,6 +21,9 @@ from ..fhir import FhirVersion
 from ._context import CliState
 from ._output import emit, short_address, table, tx_fields
 from ._params import ADDRESS, DURATION, RECORD_ID, format_amount, format_time, parse_amount
+
+if TYPE_CHECKING:
+    from ..client import Insurer
 
 __all__ = ["claim"]
 
@@ -42,8 +45,8 @@ class _Units:
 
     def __init__(self, state: CliState, token: str) -> None:
         contract = DataShareToken(state.mr.w3, token)
-        self.decimals = int(contract._call("decimals"))
-        self.symbol = str(contract._call("symbol"))
+        self.decimals = contract.decimals()
+        self.symbol = contract.symbol()
 
     def parse(self, text: str, wei: bool) -> int:
         return parse_amount(text, self.decimals, wei=wei)
@@ -56,7 +59,7 @@ def _plan_units(state: CliState, plan_id: int) -> _Units:
     return _Units(state, state.mr.claims.get_plan(plan_id).token)
 
 
-def _insurer(state: CliState, *, need_key: bool = False) -> Any:
+def _insurer(state: CliState, *, need_key: bool = False) -> Insurer:
     from ..crypto import KeyPair
 
     return state.mr.insurer(state.account, state.keypair if need_key else KeyPair.generate())

@@ -132,8 +132,8 @@ def claim_facts(mr: MedRecord, claim_id: int) -> ClaimFacts:
         approved=view.claim.approved,
         payment=view.payment,
         share=view.share,
-        decimals=int(token._call("decimals")),
-        currency=str(token._call("symbol")),
+        decimals=token.decimals(),
+        currency=token.symbol(),
         created=created,
         deny_reason=reason,
     )
@@ -228,7 +228,7 @@ def submit_fhir_claim(
 def _decimals(mr: MedRecord, token: str) -> int:
     from ..chain._token import DataShareToken
 
-    return int(DataShareToken(mr.w3, token)._call("decimals"))
+    return DataShareToken(mr.w3, token).decimals()
 
 
 # ---------------------------------------------------------------- patient
