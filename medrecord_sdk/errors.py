@@ -45,6 +45,7 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     EventIndexError (MedRecordError)           the event index (a cache: never decides access)
         ├── IndexMismatch (ValueError)         the index was built for another chain/deployment
         └── IndexUnavailable (ConnectionError) database or subgraph down, or answering nonsense
+    ClaimError (ChainError, ValueError)        a claim action the escrow would refuse (issue 20)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from typing import Any
 __all__ = [
     "AnchorFailed",
     "ChainError",
+    "ClaimError",
     "ConfigurationError",
     "ConsentDenied",
     "ConsentError",
@@ -360,3 +362,8 @@ class StoreStreamError(StoreUnavailable):
         super().__init__(message)
         self.command = command
         self.node_message = node_message
+
+
+class ClaimError(ChainError, ValueError):
+    """A claim action the ClaimsEscrow would refuse (wrong state, nothing owed, an unfunded
+    pool, a record that is not the patient's billing record); the message says what to do."""

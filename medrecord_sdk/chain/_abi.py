@@ -190,7 +190,7 @@ def _static(abi_type: str, word: bytes) -> Any:
         return None if any(word[:12]) else "0x" + word[12:].hex()
     if abi_type == "bytes32":
         return word
-    if abi_type.startswith("uint"):
+    if abi_type.startswith("uint") and not abi_type.endswith("]"):  # uint256[] is dynamic
         bits = int(abi_type[4:] or 256)
         value = int.from_bytes(word, "big")
         return value if value >> bits == 0 else None
@@ -231,10 +231,10 @@ def _fast_decode(types: Sequence[str], data: bytes) -> list[Any] | None:
                 values.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 return None
-        elif abi_type == "address[]":
+        elif abi_type in ("address[]", "uint256[]"):  # uint256[]: ClaimSubmitted's records
             if start + 32 * length > size:
                 return None
-            items = [_static("address", data[start + 32 * k : start + 32 * k + 32])
+            items = [_static(abi_type[:-2], data[start + 32 * k : start + 32 * k + 32])
                      for k in range(length)]  # fmt: skip
             if None in items:
                 return None

@@ -47,8 +47,10 @@ from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
 from ._audit import AuditEntry, audit_entry
 
 if TYPE_CHECKING:
+    from ..chain._claims import ClaimsEscrow
     from ..index import EventIndex, GraphIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher, _Actor
+    from ._claims import Insurer
 
 __all__ = ["MedRecord"]
 
@@ -213,6 +215,24 @@ class MedRecord:
         from ._actors import Researcher
 
         return Researcher(self, account, keypair or KeyPair.generate())
+
+    def insurer(self, account: LocalAccount, keypair: KeyPair | None = None) -> Insurer:
+        """An insurer (issue 20): plans, pools and adjudication in the ClaimsEscrow."""
+        from ._claims import Insurer
+
+        return Insurer(self, account, keypair or KeyPair.generate())
+
+    @property
+    def claims(self) -> ClaimsEscrow:
+        """The ClaimsEscrow of this deployment, built on first use (a manifest from before
+        the claims escrow has none: DeploymentNotFound says to redeploy)."""
+        escrow = self.__dict__.get("_claims")
+        if escrow is None:
+            from ..chain._claims import ClaimsEscrow
+
+            escrow = ClaimsEscrow(self.w3, self.manifest.address_of("ClaimsEscrow"))
+            self.__dict__["_claims"] = escrow
+        return escrow
 
     def signer(self, account: LocalAccount) -> Signer:
         """A Signer for ``account`` that journals into this MedRecord's journal."""

@@ -24,11 +24,12 @@ ADDRESS = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 VALUES: dict[str, st.SearchStrategy[Any]] = {
     "address": ADDRESS,
     "address[]": st.lists(ADDRESS, max_size=4).map(tuple),
+    "uint256[]": st.lists(st.integers(0, 2**256 - 1), max_size=4).map(tuple),
     "bytes": st.binary(max_size=100),
     "string": st.text(max_size=40),
     "bytes32": st.binary(min_size=32, max_size=32),
     "bool": st.booleans(),
-    **{f"uint{n}": st.integers(0, 2**n - 1) for n in (8, 16, 32, 40, 48, 64, 128, 256)},
+    **{f"uint{n}": st.integers(0, 2**n - 1) for n in (8, 16, 32, 40, 48, 64, 96, 128, 256)},
 }
 TYPE_LISTS = st.lists(st.sampled_from(sorted(VALUES)), min_size=1, max_size=6)
 
