@@ -197,6 +197,11 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         "StudyEscrow",
         lambda c: [c.addresses["ConsentRegistry"], c.addresses["DataShareToken"]],
     ),
+    # ClaimsEscrow(consent, records): the one RecordRegistry deployment under both names.
+    DeployStep(
+        "ClaimsEscrow",
+        lambda c: [c.addresses["ConsentRegistry"], c.addresses["RecordRegistry"]],
+    ),
 )
 
 # Every contract whose artifact ships in the package (a ConsentRegistry may also be deployed on
@@ -206,6 +211,7 @@ SHIPPED_CONTRACTS: tuple[str, ...] = (
     "ConsentRegistry",
     "RecordRegistry",
     "StudyEscrow",
+    "ClaimsEscrow",
 )
 
 

@@ -10,6 +10,7 @@ from ._actors import (
     mask_of,
 )
 from ._audit import AuditEntry
+from ._claims import ClaimView, Insurer
 from ._dataset import Dataset, DatasetProgress, Skip, SkipReason
 from ._facade import MedRecord, store_from_settings
 from ._keyring import Keyring
@@ -18,10 +19,12 @@ from ._study_share import StudyRelease, StudyShareReceipt, study_releases
 
 __all__ = [
     "AuditEntry",
+    "ClaimView",
     # research datasets (issue 19)
     "Dataset",
     "DatasetProgress",
     "ErasureReceipt",
+    "Insurer",
     "Keyring",
     "MedRecord",
     "Patient",

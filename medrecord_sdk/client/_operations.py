@@ -363,6 +363,11 @@ def batches(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+# Insurance claims (issue 20): their kinds live with their handlers, in _claims_ops.py.
+from ._claims_ops import CLAIM_KINDS  # noqa: E402
+
+KINDS.update({kind.name: kind for kind in CLAIM_KINDS})
+
 # Issue 19: enrollment that shares the study's records (client/_study_share.py). Imported
 # last: that module builds on the helpers above.
 from ._study_share import STUDY_SHARE  # noqa: E402
