@@ -212,7 +212,7 @@ bench-packaging: setup ## Wheel size, install time, import and --help times, plu
 # the shipped-ABI check stay on the lock: ape caps web3, eth-account, click and rich).
 test-newest: setup ## SDK tests on the newest dependency versions pyproject allows
 	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
-	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,postgres]" pytest pytest-xdist hypothesis graphql-core
+	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,postgres,research]" pytest pytest-xdist hypothesis graphql-core
 	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography|psycopg)=='
 	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix and not fault_pairs" \
 		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
@@ -250,3 +250,8 @@ $(SUBGRAPH_BUILT): $(SUBGRAPH_STAMP) $(VENV)/.installed subgraph/schema.graphql 
 subgraph: $(SUBGRAPH_BUILT) ## Subgraph: graph codegen + graph build (offline; rebuilt when a source changes)
 
 test: subgraph
+
+# Research datasets (issue 19): the dataset bench (a 1,000 x 10 cohort on Anvil, then the run).
+.PHONY: bench-dataset
+bench-dataset: setup ## Dataset of 1,000 patients x 10 records: records/s, memory, time per stage
+	$(BIN)/python bench/dataset.py

@@ -7,6 +7,7 @@ or in base units with ``--wei``; they are printed the same way, never as floats.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 from rich.console import Console
@@ -21,6 +22,7 @@ from ._params import (
     ADDRESS,
     CATEGORIES,
     PURPOSE,
+    RECORD_ID,
     category_name,
     category_names,
     format_amount,
@@ -159,12 +161,25 @@ def study_fund(state: CliState, study_id: int, amount: str, wei: bool) -> None:
 @study.command("enroll")
 @click.argument("study_id", type=int)
 @click.option("--for", "patient", type=ADDRESS, help="Enroll this patient, as their guardian.")
+@click.option(
+    "--share",
+    metavar="all|none|ID,...",
+    help="Also release these records of the study's categories to the researcher (one "
+    "journalled operation); later records: `medrecord study share`.",
+)
 @pass_state
-def study_enroll(state: CliState, study_id: int, patient: str | None) -> None:
+def study_enroll(state: CliState, study_id: int, patient: str | None, share: str | None) -> None:
     """Enroll in a study.
 
     Needs your active consent to the researcher covering the study's categories and purpose.
     """
+    if share is not None:
+        from ._dataset import share_fields, share_line
+
+        choice = _share_choice(share)
+        receipt = state.patient(need_key=True).enroll(study_id, share=choice)
+        emit(state, share_fields(receipt), share_line(receipt))
+        return
     actor = state.patient()
     result = actor.enroll(study_id, patient=patient)
     who = patient or actor.address
@@ -173,6 +188,12 @@ def study_enroll(state: CliState, study_id: int, patient: str | None) -> None:
         {"study_id": study_id, "patient": who, **tx_fields(result)},
         f"{who} enrolled in study {study_id} (tx {result.transaction_hash})",
     )
+
+
+def _share_choice(text: str) -> Literal["all", "none"] | list[int]:
+    if text in ("all", "none"):
+        return "all" if text == "all" else "none"
+    return [RECORD_ID.convert(part, None, None) for part in text.split(",") if part.strip()]
 
 
 @study.command("pay")
@@ -364,3 +385,7 @@ def token_transfer(state: CliState, to: str, amount: str, wei: bool) -> None:
         {"to": to, "amount": str(value), **tx_fields(result)},
         f"sent {tok.show(value)} to {to} (tx {result.transaction_hash})",
     )
+
+
+# Issue 19: `study dataset`, `study share`, `study releases` (they attach to the group above).
+from . import _dataset  # noqa: E402, F401

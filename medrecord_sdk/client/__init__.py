@@ -11,12 +11,18 @@ from ._actors import (
 )
 from ._audit import AuditEntry
 from ._claims import ClaimView, Insurer
+from ._dataset import Dataset, DatasetProgress, Skip, SkipReason
 from ._facade import MedRecord, store_from_settings
 from ._keyring import Keyring
+from ._report import write_report
+from ._study_share import StudyRelease, StudyShareReceipt, study_releases
 
 __all__ = [
     "AuditEntry",
     "ClaimView",
+    # research datasets (issue 19)
+    "Dataset",
+    "DatasetProgress",
     "ErasureReceipt",
     "Insurer",
     "Keyring",
@@ -26,6 +32,12 @@ __all__ = [
     "RecordReceipt",
     "Researcher",
     "SharedRecord",
+    "Skip",
+    "SkipReason",
+    "StudyRelease",
+    "StudyShareReceipt",
     "mask_of",
     "store_from_settings",
+    "study_releases",
+    "write_report",
 ]

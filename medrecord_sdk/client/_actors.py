@@ -14,7 +14,7 @@ import base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, overload
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -62,6 +62,10 @@ from ._audit import AuditEntry
 from ._facade import MedRecord
 from ._keyring import Keyring
 from ._operations import batches, run_operation
+
+if TYPE_CHECKING:
+    from ._dataset import Dataset, DatasetProgress
+    from ._study_share import ShareChoice, StudyShareReceipt
 
 __all__ = [
     "ErasureReceipt",
@@ -620,8 +624,37 @@ class Patient(_Actor):
 
     # ------------------------------------------------------------ studies
 
-    def enroll(self, study_id: int, *, patient: str | None = None) -> TxResult:
-        return self.mr.escrow.enroll(study_id, patient=patient, signer=self.signer)
+    @overload
+    def enroll(self, study_id: int, *, patient: str | None = None) -> TxResult: ...
+
+    @overload
+    def enroll(self, study_id: int, *, share: ShareChoice) -> StudyShareReceipt: ...
+
+    def enroll(
+        self, study_id: int, *, patient: str | None = None, share: ShareChoice | None = None
+    ) -> TxResult | StudyShareReceipt:
+        """Enrolls in a study (``patient=``: as that patient's guardian).
+
+        With ``share`` (``"all"``, ``"none"`` or record ids) the enrollment and the key
+        releases of the chosen records to the study's researcher are one journalled
+        ``study-share`` operation (see :meth:`share_with_study`); its receipt is returned.
+        """
+        if share is None:
+            return self.mr.escrow.enroll(study_id, patient=patient, signer=self.signer)
+        if patient is not None:
+            raise ValueError("share= is for a patient enrolling themselves: the keys are theirs")
+        from ._study_share import share_with_study
+
+        return share_with_study(self, study_id, share, enroll=True)
+
+    def share_with_study(self, study_id: int, records: ShareChoice = "all") -> StudyShareReceipt:
+        """Releases the keys of records of the study's categories to its researcher, in batched
+        ``shareKeys`` transactions checked against the consent for the study's purpose: one
+        journalled operation. ``"all"`` shares every active record not released yet (call it
+        again after writing new records); or give record ids."""
+        from ._study_share import share_with_study
+
+        return share_with_study(self, study_id, records)
 
     def claim(self, study_id: int, *, patient: str | None = None) -> TxResult:
         return self.mr.escrow.claim(study_id, patient=patient, signer=self.signer)
@@ -812,6 +845,24 @@ class Researcher(_Actor):
 
     def reclaim(self, study_id: int) -> TxResult:
         return self.mr.escrow.reclaim(study_id, signer=self.signer)
+
+    def dataset(
+        self,
+        study_id: int,
+        out: Path,
+        *,
+        parallel: int = 8,
+        progress: Callable[[DatasetProgress], None] | None = None,
+        parquet: bool | None = None,
+    ) -> Dataset:
+        """Collects the study's consented, released records into ``out``: verified, decrypted,
+        de-identified (HIPAA Safe Harbor, per-study pseudonyms) and written as FHIR NDJSON and
+        Parquet; resumable. See ``client/_dataset.py``."""
+        from ._dataset import build_dataset
+
+        return build_dataset(
+            self, study_id, Path(out), parallel=parallel, progress=progress, parquet=parquet
+        )
 
 
 def _as_source(data: RecordSource) -> bytes | BinaryIO | Iterable[bytes]:

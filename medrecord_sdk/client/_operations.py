@@ -367,3 +367,9 @@ def batches(items: Sequence[str], size: int) -> list[list[str]]:
 from ._claims_ops import CLAIM_KINDS  # noqa: E402
 
 KINDS.update({kind.name: kind for kind in CLAIM_KINDS})
+
+# Issue 19: enrollment that shares the study's records (client/_study_share.py). Imported
+# last: that module builds on the helpers above.
+from ._study_share import STUDY_SHARE  # noqa: E402
+
+KINDS[STUDY_SHARE.name] = STUDY_SHARE

@@ -6,6 +6,8 @@
   (:data:`MAPPING`, also in ``docs/fhir.md``). :func:`split_bundle` splits a Bundle.
 - :func:`consent_to_fhir` exports a registry consent as a FHIR Consent (R5 or R4), and
   :func:`fhir_to_grant` imports one into the arguments of ``ConsentRegistry.grant``.
+- :func:`deidentify` applies the documented HIPAA Safe Harbor profile (:data:`SAFE_HARBOR`)
+  with per-study keyed pseudonyms (:class:`StudyPseudonyms`), for research datasets.
 """
 
 from ..errors import FhirError, InvalidResource, UnmappedResource, UnsupportedConsent
@@ -21,6 +23,7 @@ from ._consent import (
     consent_to_fhir,
     fhir_to_grant,
 )
+from ._deid import SAFE_HARBOR, DeidProfile, IdentifierKind, StudyPseudonyms, deidentify
 from ._mapping import (
     CATEGORY_SYSTEM,
     MAPPING,
@@ -54,14 +57,19 @@ __all__ = [
     "MAX_FHIR_EXPIRY",
     "NO_EXPIRY",
     "PURPOSE_SYSTEM",
+    # research datasets (issue 19)
+    "SAFE_HARBOR",
     "ConsentVersion",
+    "DeidProfile",
     "FhirError",
     "FhirVersion",
     "GrantRequest",
+    "IdentifierKind",
     "InvalidResource",
     "JsonNumber",
     "MappingRule",
     "ParsedResource",
+    "StudyPseudonyms",
     "UnmappedResource",
     "UnsupportedConsent",
     "canonical_json",
@@ -69,6 +77,7 @@ __all__ = [
     "category_from_code",
     "classify",
     "consent_to_fhir",
+    "deidentify",
     "fhir_to_grant",
     "infer_category",
     "load_json",

@@ -16,16 +16,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._actors import Actors, make_actors
     from ._cli import cli_runner
+    from ._cohort import Cohort, build_cohort
     from ._devnet import AnvilNode, DevnetNode, HardhatNode, find_tool
     from .ipfs import IpfsNode, IpfsNodeError, find_jsipfs
 
 __all__ = [
     "Actors",
     "AnvilNode",
+    "Cohort",
     "DevnetNode",
     "HardhatNode",
     "IpfsNode",
     "IpfsNodeError",
+    "build_cohort",
     "cli_runner",
     "find_jsipfs",
     "find_tool",
@@ -43,6 +46,8 @@ _HOME = {
     "IpfsNode": ".ipfs",
     "IpfsNodeError": ".ipfs",
     "find_jsipfs": ".ipfs",
+    "Cohort": "._cohort",
+    "build_cohort": "._cohort",
 }
 
 
