@@ -42,6 +42,9 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     EventIndexError (MedRecordError)           the event index (a cache: never decides access)
         ├── IndexMismatch (ValueError)         the index was built for another chain/deployment
         └── IndexUnavailable (ConnectionError) database or subgraph down, or answering nonsense
+    RecoveryError (MedRecordError)             key recovery and break-glass (issue 18)
+        ├── ShareError (ValueError)            too few, mismatched or altered recovery shares
+        └── RecoveryNotReady (RuntimeError)    not approved, delay running, cancelled or expired
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ __all__ = [
     "OperationNotFound",
     "RecipientKeyMissing",
     "RecordUnavailable",
+    "RecoveryError",
+    "RecoveryNotReady",
+    "ShareError",
     "StaleDeployment",
     "StorageError",
     "StoreUnavailable",
@@ -320,3 +326,15 @@ class IndexMismatch(EventIndexError, ValueError):
 
 class IndexUnavailable(EventIndexError, ConnectionError):
     """The index database or subgraph endpoint cannot be reached or answers nonsense."""
+
+
+class RecoveryError(MedRecordError):
+    """Key recovery or break-glass access failed (issue 18); the message says what to do."""
+
+
+class ShareError(RecoveryError, ValueError):
+    """Recovery shares are too few, belong to different splits, or were altered."""
+
+
+class RecoveryNotReady(RecoveryError, RuntimeError):
+    """The recovery or emergency request is not (or no longer) in a state that allows this step."""
