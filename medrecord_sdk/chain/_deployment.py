@@ -197,6 +197,8 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         "StudyEscrow",
         lambda c: [c.addresses["ConsentRegistry"], c.addresses["DataShareToken"]],
     ),
+    # RecoveryRegistry(recordRegistry): acts there as a guardian the patient appoints (issue 18).
+    DeployStep("RecoveryRegistry", lambda c: [c.addresses["RecordRegistry"]]),
 )
 
 # Every contract whose artifact ships in the package (a ConsentRegistry may also be deployed on
@@ -206,6 +208,7 @@ SHIPPED_CONTRACTS: tuple[str, ...] = (
     "ConsentRegistry",
     "RecordRegistry",
     "StudyEscrow",
+    "RecoveryRegistry",
 )
 
 

@@ -43,8 +43,10 @@ __all__ = [
     "SHARE_FORMAT",
     "ShareBinding",
     "combine_shares",
+    "seal_bytes",
     "seal_share",
     "split_secret",
+    "unseal_bytes",
     "unseal_share",
 ]
 
@@ -146,32 +148,41 @@ def combine_shares(mnemonics: Iterable[str]) -> bytes:
     return secret
 
 
-def seal_share(mnemonic: str, recipient_public_key: bytes, binding: ShareBinding) -> bytes:
-    """Seal one share to one recipient's X25519 key (HPKE, bound to *binding*)."""
+def seal_bytes(secret: bytes, recipient_public_key: bytes, binding: ShareBinding) -> bytes:
+    """Seal a secret (a share, or the break-glass emergency key) to one recipient's X25519 key
+    with HPKE, bound to *binding*; the result starts with :data:`SHARE_FORMAT`."""
     recipient = validate_public_key(recipient_public_key)
     if not hmac.compare_digest(recipient, binding.recipient_public_key):
         raise ShareError("the binding names another recipient than the key sealed to")
     sealed = _SUITE.encrypt(
-        mnemonic.encode("ascii"),
-        X25519PublicKey.from_public_bytes(recipient),
-        info=binding.encode(),
+        bytes(secret), X25519PublicKey.from_public_bytes(recipient), info=binding.encode()
     )
     return bytes([SHARE_FORMAT]) + sealed
 
 
-def unseal_share(sealed: bytes, keypair: KeyPair, binding: ShareBinding) -> str:
-    """Open a sealed share with the recipient's key pair; raises WrongKeyError otherwise."""
+def unseal_bytes(sealed: bytes, keypair: KeyPair, binding: ShareBinding) -> bytes:
+    """Open :func:`seal_bytes` output with the recipient's key pair; WrongKeyError otherwise."""
     if not isinstance(sealed, bytes | bytearray) or len(sealed) < 2 or sealed[0] != SHARE_FORMAT:
         raise EnvelopeFormatError("not a sealed recovery share (format tag 0x11)")
     if not hmac.compare_digest(binding.recipient_public_key, keypair.public_bytes):
         raise WrongKeyError("this share is sealed to another key than this key pair")
     try:
-        plain = _SUITE.decrypt(bytes(sealed[1:]), keypair.private_key, info=binding.encode())
+        return _SUITE.decrypt(bytes(sealed[1:]), keypair.private_key, info=binding.encode())
     except (InvalidTag, ValueError):
         raise WrongKeyError(
             "the recovery share does not open with this key pair in this context: it was "
             "sealed to another trustee, patient, policy or request, or it was altered"
         ) from None
+
+
+def seal_share(mnemonic: str, recipient_public_key: bytes, binding: ShareBinding) -> bytes:
+    """Seal one SLIP-39 share to one recipient's X25519 key (HPKE, bound to *binding*)."""
+    return seal_bytes(mnemonic.encode("ascii"), recipient_public_key, binding)
+
+
+def unseal_share(sealed: bytes, keypair: KeyPair, binding: ShareBinding) -> str:
+    """Open a sealed share with the recipient's key pair; raises WrongKeyError otherwise."""
+    plain = unseal_bytes(sealed, keypair, binding)
     try:
         return plain.decode("ascii")
     except UnicodeDecodeError:
