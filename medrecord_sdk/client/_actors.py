@@ -62,6 +62,7 @@ from ._audit import AuditEntry
 from ._facade import MedRecord
 from ._keyring import Keyring
 from ._operations import batches, run_operation
+from ._recovery import PatientRecovery, ProviderEmergency
 
 __all__ = [
     "ErasureReceipt",
@@ -442,7 +443,7 @@ class _Actor:
         return self.mr.records.share_key_by_sig(signed, signer=self.signer)
 
 
-class Patient(_Actor):
+class Patient(_Actor, PatientRecovery):
     """A patient: owns records, decides who sees what, enrolls in studies, gets paid.
 
     A guardian uses the same class with ``patient=`` on the consent and study calls.
@@ -655,7 +656,7 @@ class Patient(_Actor):
         return self.mr.escrow.claim_to(study_id, recipient, signer=self.signer)
 
 
-class Provider(_Actor):
+class Provider(_Actor, ProviderEmergency):
     """A provider: writes records for patients who granted it WRITE, reads what is shared."""
 
     def add_record_for(

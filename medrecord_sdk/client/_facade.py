@@ -49,6 +49,7 @@ from ._audit import AuditEntry, audit_entry
 if TYPE_CHECKING:
     from ..index import EventIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher, _Actor
+    from ._trustee import RecoveringPatient, Trustee
 
 __all__ = ["MedRecord"]
 
@@ -212,6 +213,18 @@ class MedRecord:
         from ._actors import Researcher
 
         return Researcher(self, account, keypair or KeyPair.generate())
+
+    def trustee(self, account: LocalAccount, keypair: KeyPair | None = None) -> Trustee:
+        """A recovery trustee or break-glass custodian (issue 18)."""
+        from ._trustee import Trustee
+
+        return Trustee(self, account, keypair or KeyPair.generate())
+
+    def recovering(self, account: LocalAccount, keypair: KeyPair) -> RecoveringPatient:
+        """The account recovering a patient's records with its new key pair (issue 18)."""
+        from ._trustee import RecoveringPatient
+
+        return RecoveringPatient(self, account, keypair)
 
     def signer(self, account: LocalAccount) -> Signer:
         """A Signer for ``account`` that journals into this MedRecord's journal."""
