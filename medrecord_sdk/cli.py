@@ -328,3 +328,11 @@ main.add_lazy(
     "ops", "medrecord_sdk._cli._ops:ops", "Journalled operations: list, show, resume, abandon."
 )
 main.add_lazy("index", "medrecord_sdk._cli._index:index", "The event index: sync, status, rebuild.")
+main.add_lazy(
+    "recovery",
+    "medrecord_sdk._cli._recovery:recovery",
+    "Key recovery through trustees; break-glass emergency access.",
+)
+main.add_lazy(
+    "alerts", "medrecord_sdk._cli._recovery:alerts", "Recovery and break-glass steps about you."
+)

@@ -325,6 +325,32 @@ class PatientRecovery:
         found = _alerts(self.mr, self.address)
         return [a for a in found if a.break_glass] if break_glass_only else found
 
+    def alerts_as_fhir(self, *, break_glass_only: bool = False) -> list[dict[str, Any]]:
+        """:meth:`alerts` as FHIR R5 AuditEvent resources (see ``fhir/_audit_event.py``)."""
+        from ..fhir._audit_event import audit_event
+
+        found = self.alerts(break_glass_only=break_glass_only)
+        purposes = {
+            a.request_id: int(a.details["purpose"])
+            for a in found
+            if a.event == "EmergencyAccessRequested"
+        }
+        registry = recovery_registry(self.mr).address
+        return [
+            audit_event(
+                event=a.event,
+                request_id=a.request_id,
+                patient=self.address,
+                actor=a.actor,
+                recorded=a.timestamp,
+                transaction_hash=a.transaction_hash,
+                chain_id=self.mr.chain_id,
+                registry=registry,
+                purpose=purposes.get(a.request_id),
+            )
+            for a in found
+        ]
+
 
 class ProviderEmergency:
     """Provider flows: ask for break-glass access and read what it opened (mixed into Provider)."""
