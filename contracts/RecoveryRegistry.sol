@@ -73,6 +73,7 @@ contract RecoveryRegistry is IRecoveryRegistry {
     mapping(uint256 requestId => StoredEmergency) private _emergencies;
 
     constructor(address recordRegistry_) {
+        if (recordRegistry_ == address(0)) revert RecoveryRegistryZeroRegistry();
         _records = IRecordRegistry(recordRegistry_);
     }
 
@@ -268,7 +269,7 @@ contract RecoveryRegistry is IRecoveryRegistry {
         }
         address patient = _patientOf(requestId);
         StoredBreakGlass memory policy = _breakGlass[patient];
-        bool granted;
+        bool granted = false;
         if (msg.sender == policy.custodian) {
             granted = true;
         } else {
@@ -284,7 +285,7 @@ contract RecoveryRegistry is IRecoveryRegistry {
             request.vouchedBits = bits;
             granted = _popcount(bits) >= policy.vouchThreshold;
         }
-        uint40 expiresAt;
+        uint40 expiresAt = 0; // 0 in the event: not granted by this vouch
         if (granted) {
             expiresAt = uint40(block.timestamp) + policy.duration;
             request.expiresAt = expiresAt;

@@ -159,6 +159,9 @@ interface IRecoveryRegistry {
 
     // ------------------------------------------------------------------ errors
 
+    /// @notice The RecordRegistry address given to the constructor is zero.
+    error RecoveryRegistryZeroRegistry();
+
     /// @notice Need 2 <= threshold <= trustees <= 16, one sealed share per trustee.
     error RecoveryRegistryInvalidPolicy(uint256 trustees, uint256 threshold, uint256 shares);
 

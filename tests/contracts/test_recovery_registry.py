@@ -507,3 +507,10 @@ def test_close_revokes(recovery, registry, granted, patient, provider, custodian
         recovery.releaseEmergencyKeys(
             granted, [(rid(patient, 1), provider, WRAPPED)], sender=custodian
         )
+
+
+def test_deploy_needs_a_record_registry(project, deployer):
+    with ape.reverts(project.RecoveryRegistry.RecoveryRegistryZeroRegistry):
+        project.RecoveryRegistry.deploy(
+            "0x0000000000000000000000000000000000000000", sender=deployer
+        )
