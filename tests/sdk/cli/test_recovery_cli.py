@@ -100,3 +100,13 @@ def test_recovery_and_break_glass_through_the_cli(cli: Cli, tmp_path: Path) -> N
     for resource in resources:
         validate_audit_event(resource)
     assert resources[-1]["authorization"][0]["coding"][0]["code"] == "BTG"
+    # the audit trail shows every step too (table and JSON)
+    trail = cli.run("audit", "--patient", patient)
+    assert trail.exit_code == 0, trail.stderr
+    for name in (
+        "RecoveryPolicySet",
+        "RecoveryCompleted",
+        "BreakGlassSet",
+        "EmergencyKeysReleased",
+    ):
+        assert name in trail.stdout
