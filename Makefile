@@ -79,9 +79,9 @@ test-contracts-anvil: setup ## Contract tests on Anvil (random port)
 
 # Two xdist workers, one test file each at a time (--dist loadfile: a module's nodes start once).
 # Test ids must not depend on random values, or the workers would collect different suites.
-# The fault matrix's covering part runs here; all of it in `make test-faults`.
+# Every flow x fault pair runs here, and a covering part of the SIGKILL column; all of it in `make test-faults`.
 XDIST := -n 2 --dist loadfile
-test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, the fault matrix's covering part)
+test-sdk: setup $(BUILD) ## SDK tests (embedded chain, Anvil, Hardhat 2, a real js-ipfs node, PostgreSQL, every flow x fault pair)
 	$(BIN)/python -m pytest tests/sdk -q -p no:ape_test -p no:cacheprovider $(XDIST) -m "not full_matrix"
 
 # The two contract runs side by side (one core each: py-evm and Anvil), then the SDK on two
@@ -212,9 +212,9 @@ bench-packaging: setup ## Wheel size, install time, import and --help times, plu
 # the shipped-ABI check stay on the lock: ape caps web3, eth-account, click and rich).
 test-newest: setup ## SDK tests on the newest dependency versions pyproject allows
 	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
-	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded]" pytest pytest-xdist hypothesis
-	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography)=='
-	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix" \
+	PIP_CACHE_DIR=$(PIP_CACHE) $(NEWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade ".[embedded,postgres]" pytest pytest-xdist hypothesis graphql-core
+	$(NEWEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(web3|eth-account|eth-tester|py-evm|click|rich|httpx|pydantic|cryptography|psycopg)=='
+	cd tests && $(NEWEST_VENV)/bin/python -m pytest sdk -q -p no:cacheprovider $(XDIST) -m "not hardhat and not ipfs and not full_matrix and not fault_pairs" \
 		--ignore=sdk/storage --ignore=sdk/chain/test_artifacts.py
 
 docs: setup ## API reference generated from the docstrings into build/api (pdoc)
@@ -223,3 +223,30 @@ docs: setup ## API reference generated from the docstrings into build/api (pdoc)
 	@echo "open build/api/index.html"
 
 test: test-wheel docs
+
+# ---------------------------------------------------------------------------------------------
+# Subgraph (issue 21): the index's entities on The Graph, from the same events (docs/subgraph.md).
+# graph-cli and graph-ts come from subgraph/package-lock.json; codegen and build run offline and
+# write only subgraph/generated, subgraph/build and subgraph/.cache (graph-cli's update check is
+# off, and its cache directory is kept inside the checkout). The handlers and manifest are
+# generated from the shipped ABIs (subgraph/generate.py); a stale copy fails the build.
+SUBGRAPH_STAMP := subgraph/node_modules/.installed
+SUBGRAPH_BUILT := subgraph/build/.built
+SUBGRAPH_ENV := GRAPH_SKIP_NEW_VERSION_CHECK=true XDG_CACHE_HOME=$(CURDIR)/subgraph/.cache \
+	XDG_CONFIG_HOME=$(CURDIR)/subgraph/.cache XDG_DATA_HOME=$(CURDIR)/subgraph/.cache
+.PHONY: subgraph
+$(SUBGRAPH_STAMP): subgraph/package.json subgraph/package-lock.json
+	cd subgraph && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(SUBGRAPH_BUILT): $(SUBGRAPH_STAMP) $(VENV)/.installed subgraph/schema.graphql subgraph/subgraph.yaml \
+		subgraph/generate.py $(wildcard subgraph/src/*.ts subgraph/src/handlers/*.ts) \
+		$(wildcard medrecord_sdk/chain/artifacts/*.json)
+	$(BIN)/python subgraph/generate.py --check
+	cd subgraph && rm -rf generated build && $(SUBGRAPH_ENV) node_modules/.bin/graph codegen --output-dir generated
+	cd subgraph && $(SUBGRAPH_ENV) node_modules/.bin/graph build --output-dir build
+	@touch $@
+
+subgraph: $(SUBGRAPH_BUILT) ## Subgraph: graph codegen + graph build (offline; rebuilt when a source changes)
+
+test: subgraph

@@ -83,8 +83,9 @@ def populate(w3: Web3, manifest: Any, *, blocks: int, patients: int, per_patient
                 pending.append(w3.eth.send_raw_transaction(signed.raw_transaction))
                 nonce += 1
 
+            own_key = [(account.address, b"\x03" * 48)]  # the patient's release, required
             send(contract.functions.addRecord(account.address, rid.to_bytes(32, "big"), 0x55,
-                 b"\x01" * 32, int(Category.LABORATORY), 0), 300_000)  # fmt: skip
+                 b"\x01" * 32, int(Category.LABORATORY), 0, own_key), 300_000)  # fmt: skip
             send(contract.functions.grant(provider, category_mask(Category.LABORATORY),
                  purpose_mask(Purpose.TREAT), int(Action.READ), NO_EXPIRY), 200_000)  # fmt: skip
             left = per_patient - 2

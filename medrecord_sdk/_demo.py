@@ -9,13 +9,16 @@ state, not written down in advance. The story:
 3. the patient grants a doctor READ by signature (a relayer pays the gas), exports that consent
    as a FHIR Consent and imports it back, shares the record, and later revokes;
 4. a researcher funds a study with a permit; the patient consents, enrolls and is paid;
-5. the patient erases the record (on-chain receipt, unpinned, key destroyed);
-6. the audit trail is printed.
+5. the lab bills the patient's insurer for the test (a FHIR Claim); the insurer approves and
+   the patient pays the co-payment with the tokens the study paid (a permit, one transaction);
+6. the patient erases the record (on-chain receipt, unpinned, key destroyed);
+7. the audit trail is printed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -25,7 +28,7 @@ from .chain import TxResult, format_record_id
 from .client import MedRecord
 from .errors import ConsentDenied, RecordUnavailable
 from .fhir import consent_to_fhir, fhir_to_grant
-from .testing import make_actors
+from .testing import Actors, make_actors
 from .vocabulary import Action, Category, Purpose
 
 __all__ = ["DemoStep", "run_demo"]
@@ -175,7 +178,9 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
             step("researcher", "pays the enrolled patient (consent re-checked)", paid)
         console.print(f"  the patient now holds {patient.token_balance() / UNIT:,.2f} MDS")
 
-        console.rule("5. The patient erases the record")
+        _claims_chapter(mr, cast, receipt.record_id, step, console)
+
+        console.rule("6. The patient erases the record")
         erased = patient.erase(receipt.record_id)
         assert erased.receipt is not None  # a fresh erasure, not the end of an earlier one
         step(
@@ -196,7 +201,7 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
 
         recovery_chapter(mr, cast, console, step)
 
-        console.rule("6. The patient's audit trail")
+        console.rule("7. The patient's audit trail")
         trail = Table(show_lines=False)
         for column in ("block", "event", "actor", "record", "grantee / details"):
             trail.add_column(column)
@@ -227,3 +232,82 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
             gas.add_row(s.actor, s.action, f"{s.gas_used:,}")
         console.print(gas)
     return steps
+
+
+def _claims_chapter(
+    mr: MedRecord,
+    cast: Actors,
+    record_id: int,
+    step: Callable[[str, str, TxResult], TxResult],
+    console: Console,
+) -> None:
+    """5. An insurance claim for the lab test; the co-payment paid with the study's reward."""
+    patient, lab = cast.patient, cast.provider
+    console.rule("5. The lab bills the insurer; the patient pays the co-payment with study tokens")
+    insurer = mr.insurer(mr.accounts[7])
+    insurer.register_key()
+    mr.token.mint(insurer.address, 500 * UNIT, signer=mr.signer(cast.admin))
+    step(
+        "patient",
+        "lets the insurer READ billing and lab data for payment (HPAYMT)",
+        patient.grant(
+            insurer.address, [Category.BILLING_INSURANCE, Category.LABORATORY], Purpose.HPAYMT,
+            expires_in=90 * DAY,
+        ),
+    )  # fmt: skip
+    step(
+        "patient",
+        "lets the lab also WRITE billing (one consent per pair: lab data kept)",
+        patient.grant(
+            lab.address, [Category.LABORATORY, Category.BILLING_INSURANCE],
+            [Purpose.TREAT, Purpose.HPAYMT], Action.READ | Action.WRITE, expires_in=30 * DAY,
+        ),
+    )  # fmt: skip
+    plan_id = insurer.register_plan(
+        patient.address, copay=20 * UNIT, coinsurance_bps=0, adjudication_period=30 * DAY
+    )
+    console.print(f"  the insurer registered plan {plan_id}: co-payment 20 MDS, 30 days to decide")
+    step("insurer", f"funds plan {plan_id} with 500 MDS", insurer.fund(plan_id, 500 * UNIT))
+    claim = _DEMO_CLAIM.replace("PATIENT", patient.address).replace("PROVIDER", lab.address)
+    claim_id = lab.submit_fhir_claim(plan_id, claim, [record_id])
+    filing = mr.claims.filings(claim_id=claim_id)[0]
+    console.print(
+        f"  the lab wrote the FHIR Claim as billing record {format_record_id(filing.claim_record)}"
+        f" and submitted claim {claim_id} for 80 MDS; {filing.reserved / UNIT:,.2f} MDS reserved"
+    )
+    for shared in patient.release_claim(claim_id):
+        step("patient", "releases a record of the claim to the insurer", shared)
+    total = json.loads(insurer.read_claim(claim_id))["total"]
+    console.print(f"  the insurer reads the Claim: total {total['value']} {total['currency']}")
+    approved = insurer.approve(claim_id)
+    event = approved.event("ClaimApproved")
+    step("insurer", f"approves claim {claim_id} in full: the lab is paid at once", approved)
+    share = int(event["share"])
+    before = patient.token_balance()
+    step(
+        "patient",
+        f"pays the {share / UNIT:,.2f} MDS co-payment with study tokens (permit, one tx)",
+        patient.pay_share(claim_id),
+    )
+    console.print(
+        f"  the lab received {int(event['payment']) / UNIT:,.2f} MDS from the insurer and "
+        f"{share / UNIT:,.2f} from the patient, who holds {patient.token_balance() / UNIT:,.2f} "
+        f"MDS now (was {before / UNIT:,.2f})"
+    )
+
+
+_DEMO_CLAIM = """{
+  "resourceType": "Claim", "status": "active", "use": "claim", "created": "2026-11-20",
+  "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
+    "code": "institutional"}]},
+  "patient": {"identifier": {
+    "system": "https://medrecord.dev/fhir/NamingSystem/ethereum-address", "value": "PATIENT"}},
+  "provider": {"identifier": {
+    "system": "https://medrecord.dev/fhir/NamingSystem/ethereum-address", "value": "PROVIDER"}},
+  "priority": {"coding": [{"code": "normal"}]},
+  "insurance": [{"sequence": 1, "focal": true, "coverage": {"display": "the patient's plan"}}],
+  "item": [{"sequence": 1, "productOrService": {"coding": [{"system": "http://loinc.org",
+    "code": "2345-7"}]}, "net": {"value": 80, "currency": "MDS"}}],
+  "total": {"value": 80, "currency": "MDS"}
+}
+"""

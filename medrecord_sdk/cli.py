@@ -10,6 +10,7 @@ Every SDK flow is a command::
     medrecord guardian appoint | remove
     medrecord study create | fund | enroll | pay | reject | claim | reclaim | show
     medrecord token balance | mint | transfer
+    medrecord claim submit | adjudicate | appeal | escalate | pay-share | release | list | show
     medrecord audit                                  the typed audit trail
     medrecord fhir validate | classify | consent-export | consent-import
     medrecord dev fund                               ETH for an address, on a local devnet
@@ -232,7 +233,12 @@ MEDRECORD_ACCOUNT_KEYSTORE, MEDRECORD_KEYSTORE, MEDRECORD_PASSWORD, ...).
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the local store [default: store/ in the data directory].",
 )
-@click.option("--ipfs-api", metavar="URL", help="Kubo RPC API [default: http://127.0.0.1:5001].")
+@click.option(
+    "--ipfs-api",
+    metavar="ADDRESS",
+    help="Kubo RPC API: a URL or a multiaddr (/ip4/127.0.0.1/tcp/5001) "
+    "[default: http://127.0.0.1:5001].",
+)
 @click.option(
     "--keys-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -328,6 +334,11 @@ main.add_lazy(
     "ops", "medrecord_sdk._cli._ops:ops", "Journalled operations: list, show, resume, abandon."
 )
 main.add_lazy("index", "medrecord_sdk._cli._index:index", "The event index: sync, status, rebuild.")
+main.add_lazy(
+    "claim",
+    "medrecord_sdk._cli._claims:claim",
+    "Insurance plans and claims: submit, adjudicate, pay the share.",
+)
 main.add_lazy(
     "recovery",
     "medrecord_sdk._cli._recovery:recovery",

@@ -43,7 +43,16 @@ class Settings(BaseSettings):
     directory), so a read from another folder finds what an earlier add stored."""
 
     ipfs_api: str = "http://127.0.0.1:5001"
-    """Kubo RPC API base URL (``store = "kubo"``, or the content store behind a pinning service)."""
+    """Kubo RPC API address (``store = "kubo"``, or the content store behind a pinning
+    service): a URL or a multiaddr as the node prints it (``/ip4/127.0.0.1/tcp/5001``)."""
+
+    ipfs_api_auth: SecretStr | None = Field(default=None, repr=False)
+    """The node's RPC secret, as in Kubo's ``API.Authorizations`` (``bearer:TOKEN`` or
+    ``basic:USER:PASSWORD``); sent as ``Authorization``, never printed."""
+
+    import_profile: str = "cid-version-1"
+    """The import profile new content is added with (``cid-version-1``, ``unixfs-v1-2025``,
+    ``unixfs-v0-2015``): it decides the CIDs; see docs/storage.md before changing it."""
 
     pinning_endpoint: str | None = None
     """IPFS Pinning Service API endpoint (``store = "pinning"``)."""
@@ -78,7 +87,9 @@ class Settings(BaseSettings):
     index_url: str | None = None
     """The event index's database: None, a SQLite file per chain and deployment under
     ``index/`` in :meth:`data_path`; a path or ``sqlite:///path``, that SQLite file;
-    ``postgresql://user@host/db``, PostgreSQL (needs the ``postgres`` extra)."""
+    ``postgresql://user@host/db``, PostgreSQL (needs the ``postgres`` extra);
+    ``graph+https://<query URL>``, a MedRecord subgraph on The Graph, read by
+    :class:`~medrecord_sdk.index.GraphIndex` (docs/subgraph.md)."""
 
     use_index: bool = False
     """Answer audit trails, event listings and key releases from the event index (synced before

@@ -24,6 +24,9 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     │   ├── ContentNotFound (LookupError)      the store does not hold that CID
     │   ├── IntegrityError (ValueError)        bytes do not hash to the CID or contentHash
     │   └── StoreUnavailable (ConnectionError) node down, timed out or answering nonsense
+    │       ├── StoreAccessDenied (PermissionError)  the node refused the RPC credentials
+    │       ├── StoreBusy                      429/503 still after the retries (retry_after)
+    │       └── StoreStreamError               the node failed mid-answer (X-Stream-Error)
     ├── ChainError
     │   ├── ContractRevert                     a decoded custom error from a contract
     │   ├── TransactionFailed (RuntimeError)   mined but failed, or could not be sent
@@ -42,6 +45,7 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
     EventIndexError (MedRecordError)           the event index (a cache: never decides access)
         ├── IndexMismatch (ValueError)         the index was built for another chain/deployment
         └── IndexUnavailable (ConnectionError) database or subgraph down, or answering nonsense
+    ClaimError (ChainError, ValueError)        a claim action the escrow would refuse (issue 20)
     RecoveryError (MedRecordError)             key recovery and break-glass (issue 18)
         ├── ShareError (ValueError)            too few, mismatched or altered recovery shares
         └── RecoveryNotReady (RuntimeError)    not approved, delay running, cancelled or expired
@@ -54,6 +58,7 @@ from typing import Any
 __all__ = [
     "AnchorFailed",
     "ChainError",
+    "ClaimError",
     "ConfigurationError",
     "ConsentDenied",
     "ConsentError",
@@ -84,6 +89,9 @@ __all__ = [
     "ShareError",
     "StaleDeployment",
     "StorageError",
+    "StoreAccessDenied",
+    "StoreBusy",
+    "StoreStreamError",
     "StoreUnavailable",
     "TransactionFailed",
     "TransactionPending",
@@ -326,6 +334,45 @@ class IndexMismatch(EventIndexError, ValueError):
 
 class IndexUnavailable(EventIndexError, ConnectionError):
     """The index database or subgraph endpoint cannot be reached or answers nonsense."""
+
+
+# ---------------------------------------------------------------- storage: node answers
+
+
+class StoreAccessDenied(StoreUnavailable, PermissionError):
+    """The node's RPC refused our credentials (HTTP 401/403): none sent, wrong, or not
+    allowed on that path (Kubo's ``API.Authorizations``). The secret is never in the message."""
+
+
+class StoreBusy(StoreUnavailable):
+    """The node kept answering 429 (rate limited) or 503 (overloaded) after the retries.
+
+    ``status`` is the last HTTP status, ``retry_after`` the seconds its ``Retry-After`` asked
+    for (None when it sent none) and ``attempts`` how many requests were made.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, retry_after: float | None, attempts: int
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+
+class StoreStreamError(StoreUnavailable):
+    """The node reported an error after its answer had started (the ``X-Stream-Error``
+    trailer or header): a node-side failure, not tampering. ``node_message`` is its text."""
+
+    def __init__(self, message: str, *, command: str, node_message: str) -> None:
+        super().__init__(message)
+        self.command = command
+        self.node_message = node_message
+
+
+class ClaimError(ChainError, ValueError):
+    """A claim action the ClaimsEscrow would refuse (wrong state, nothing owed, an unfunded
+    pool, a record that is not the patient's billing record); the message says what to do."""
 
 
 class RecoveryError(MedRecordError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from ..index import EventIndex, open_index
+from ..errors import ConfigurationError
+from ..index import EventIndex, GraphIndex, is_graph_url, open_graph_index, open_index
 from ._context import CliState
 from ._output import emit
 
@@ -23,6 +24,11 @@ def _open(state: CliState) -> EventIndex:
     mr = state.mr
     if isinstance(mr.index, EventIndex):
         return mr.index
+    if is_graph_url(state.settings.index_url):
+        raise ConfigurationError(
+            "index_url names a subgraph: graph-node syncs it and undoes reorgs itself, the SDK "
+            "does not; `medrecord index status` shows how far behind the chain it is"
+        )
     opened = open_index(state.settings, mr.w3, mr.manifest)
     state._closers.append(opened.close)
     return opened
@@ -71,7 +77,37 @@ def sync(state: CliState) -> None:
 @pass_state
 def status(state: CliState) -> None:
     """How far the index has read and how far behind the chain head it is."""
+    if is_graph_url(state.settings.index_url):
+        _report_graph(state)
+        return
     _report(state, "status", _open(state), 0, 0, 0.0)
+
+
+def _report_graph(state: CliState) -> None:
+    mr = state.mr
+    graph = mr.index if isinstance(mr.index, GraphIndex) else None
+    if graph is None:
+        graph = open_graph_index(state.settings, mr.w3, mr.manifest)
+        assert graph is not None  # is_graph_url was checked
+        state._closers.append(graph.close)
+    status = graph.status()
+    data = {
+        "indexed_block": status.indexed_block,
+        "head_block": status.head_block,
+        "blocks_behind": status.blocks_behind,
+        "events": status.events,
+        "subgraph": graph.url,
+        "has_indexing_errors": graph.has_indexing_errors,
+    }
+
+    def human(console: Console) -> None:
+        console.print(
+            f"subgraph: {status.events} events up to block {status.indexed_block}, "
+            f"{status.blocks_behind} behind the head ({graph.url})"
+            + ("; graph-node reports indexing errors" if graph.has_indexing_errors else "")
+        )
+
+    emit(state, data, human)
 
 
 @index.command()

@@ -233,7 +233,7 @@ def keys_register(state: CliState, metamask_key: str | None) -> None:
 @click.option("--uncapped", is_flag=True, help="Deploy the reward token with no supply cap.")
 @pass_state
 def deploy(state: CliState, force: bool, token_cap: str | None, uncapped: bool) -> None:
-    """Deploy all four contracts to --rpc and write the deployment manifest.
+    """Deploy all the contracts to --rpc and write the deployment manifest.
 
     The manifest goes to --manifest if given, else <deployments-dir>/<chain id>.json, where
     every other command finds it. An existing manifest is kept unless --force: it is the only

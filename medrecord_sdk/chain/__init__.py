@@ -4,6 +4,7 @@ from ._abi import DecodedEvent, decode_event, decode_revert
 from ._artifacts import Artifact, load_artifact
 from ._audit import AuditPage, AuditReader, Cursor, involves
 from ._base import ContractWrapper
+from ._claims import Claim, ClaimsEscrow, ClaimStatus, DenyReason, Plan
 from ._consent import NO_EXPIRY, Consent, ConsentRegistry, SignedGrant, SignedRevoke
 from ._deployer import deploy_contracts
 from ._deployment import (
@@ -51,6 +52,9 @@ __all__ = [
     "Artifact",
     "AuditPage",
     "AuditReader",
+    "Claim",
+    "ClaimStatus",
+    "ClaimsEscrow",
     "CompilerInfo",
     "Consent",
     "ConsentRegistry",
@@ -59,6 +63,7 @@ __all__ = [
     "Cursor",
     "DataShareToken",
     "DecodedEvent",
+    "DenyReason",
     "DeployContext",
     "DeployStep",
     "DeploymentManifest",
@@ -67,6 +72,7 @@ __all__ = [
     "KeyRelease",
     "KeyShare",
     "PermitSignature",
+    "Plan",
     "Record",
     "RecordRegistry",
     "RecordStatus",

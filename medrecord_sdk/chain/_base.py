@@ -9,7 +9,7 @@ from web3.contract import Contract
 
 from ..errors import ConfigurationError, TransactionFailed
 from ._artifacts import load_artifact
-from ._tx import REVERT_EXCEPTIONS, Signer, TxResult, revert_from_exception
+from ._tx import Signer, TxResult, revert_exceptions, revert_from_exception
 
 __all__ = ["ContractWrapper"]
 
@@ -41,7 +41,7 @@ class ContractWrapper:
     def _call(self, function: str, *args: Any) -> Any:
         try:
             return getattr(self._contract.functions, function)(*args).call()
-        except REVERT_EXCEPTIONS as exc:
+        except revert_exceptions() as exc:
             raise revert_from_exception(exc) or TransactionFailed(str(exc)) from exc
 
     def _send(self, function: str, *args: Any, signer: Signer | None = None) -> TxResult:

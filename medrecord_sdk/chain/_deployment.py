@@ -197,6 +197,11 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         "StudyEscrow",
         lambda c: [c.addresses["ConsentRegistry"], c.addresses["DataShareToken"]],
     ),
+    # ClaimsEscrow(consent, records): the one RecordRegistry deployment under both names.
+    DeployStep(
+        "ClaimsEscrow",
+        lambda c: [c.addresses["ConsentRegistry"], c.addresses["RecordRegistry"]],
+    ),
     # RecoveryRegistry(recordRegistry): acts there as a guardian the patient appoints (issue 18).
     DeployStep("RecoveryRegistry", lambda c: [c.addresses["RecordRegistry"]]),
 )
@@ -208,6 +213,7 @@ SHIPPED_CONTRACTS: tuple[str, ...] = (
     "ConsentRegistry",
     "RecordRegistry",
     "StudyEscrow",
+    "ClaimsEscrow",
     "RecoveryRegistry",
 )
 

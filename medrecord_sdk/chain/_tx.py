@@ -51,14 +51,14 @@ from ._journal import (
     checkpoint,
     current_step,
 )
-from ._tester import TesterTransactionFailed
+from ._tester import is_tester_failure, tester_failure_class
 
 __all__ = [
-    "REVERT_EXCEPTIONS",
     "RetryingHTTPProvider",
     "Signer",
     "TxResult",
     "result_of",
+    "revert_exceptions",
     "revert_from_exception",
 ]
 
@@ -83,18 +83,25 @@ class TxResult:
 
 # What providers raise for a revert: web3's contract errors (JSON-RPC nodes) and eth-tester's
 # own TransactionFailed (the embedded chain's provider lets it through on gas estimation).
-REVERT_EXCEPTIONS = (
+_WEB3_REVERTS: tuple[type[Exception], ...] = (
     ContractCustomError,
     ContractPanicError,
     ContractLogicError,
-    TesterTransactionFailed,
 )
 
 
+def revert_exceptions() -> tuple[type[Exception], ...]:
+    """What ``except`` clauses catch for a revert (eth-tester's class only once it is loaded)."""
+    tester = tester_failure_class()
+    return _WEB3_REVERTS if tester is None else (*_WEB3_REVERTS, tester)
+
+
 _RETURN_DATA = re.compile(r"return data: (0x[0-9a-fA-F]+)")
+_REPLACED_RECHECKS = (0.1, 0.3, 0.6)
+"""Pauses (s) between the looks that must all agree before a transaction is called replaced."""
 
 
-def _tester_revert_data(exc: TesterTransactionFailed) -> bytes | None:
+def _tester_revert_data(exc: BaseException) -> bytes | None:
     """eth-tester carries raw revert bytes, sometimes inside "execution reverted: b'...'"."""
     payload = exc.args[0] if exc.args else None
     if isinstance(payload, bytes):
@@ -107,7 +114,7 @@ def _tester_revert_data(exc: TesterTransactionFailed) -> bytes | None:
 
 def revert_from_exception(exc: BaseException) -> ContractRevert | None:
     """Extracts and decodes revert data from whatever a provider raised."""
-    if isinstance(exc, TesterTransactionFailed):
+    if is_tester_failure(exc):
         return decode_revert(_tester_revert_data(exc))
     data: Any = getattr(exc, "data", None)
     if isinstance(exc, ContractCustomError | ContractPanicError | ContractLogicError):
@@ -208,7 +215,7 @@ class Signer:
         with _node_errors(self.address):
             try:
                 tx = build()
-            except REVERT_EXCEPTIONS as exc:
+            except revert_exceptions() as exc:
                 raise self._as_revert(exc) from exc
         own_operation = context is None
         if context is None:
@@ -284,7 +291,7 @@ class Signer:
         """
         try:
             _rpc(lambda: self.w3.eth.send_raw_transaction(raw))
-        except REVERT_EXCEPTIONS as exc:
+        except revert_exceptions() as exc:
             # The embedded chain mines on send and raises for a revert: the receipt tells.
             self.journal.set_tx(tx_hash, status=TxStatus.SENT, broadcast=True, error=str(exc))
             return
@@ -326,6 +333,19 @@ class Signer:
         except TransactionNotFound:
             return False
         return found.get("blockNumber") is not None
+
+    def _replaced_for_sure(self, tx_hash: str) -> bool:
+        """Looks again before calling a transaction replaced, which lets its content be destroyed.
+
+        A node under load can count a new block's nonces before it serves that block's receipts
+        and transactions (seen on Anvil while it mined many blocks a second): for a moment our
+        transaction is in neither the pool nor the chain. Replaced is only what stays so.
+        """
+        for pause in _REPLACED_RECHECKS:
+            time.sleep(pause)
+            if self._receipt(tx_hash) is not None or self._known(tx_hash) is not False:
+                return False
+        return True
 
     def _known(self, tx_hash: str) -> bool | None:
         """Whether the node has the transaction (pool or chain); None when it cannot say."""
@@ -383,6 +403,8 @@ class Signer:
                 receipt = self._receipt(tx.hash)  # mined between the two questions?
                 if receipt is None and self._mined_without_receipt(tx.hash):
                     return None  # the node knows it in a block: its receipt is late, not lost
+                if receipt is None and not self._replaced_for_sure(tx.hash):
+                    return None
                 if receipt is None:
                     self.journal.set_tx(tx.hash, status=TxStatus.REPLACED)
                     raise TransactionReplaced(
@@ -454,7 +476,7 @@ class Signer:
                  "value": sent["value"]},
             )  # fmt: skip
             self.w3.eth.call(call, receipt["blockNumber"] - 1)
-        except REVERT_EXCEPTIONS as exc:
+        except revert_exceptions() as exc:
             decoded = revert_from_exception(exc)
             if decoded is not None:
                 return decoded.in_transaction(tx_hash, int(receipt["blockNumber"]))

@@ -10,12 +10,15 @@ from ._actors import (
     mask_of,
 )
 from ._audit import AuditEntry
+from ._claims import ClaimView, Insurer
 from ._facade import MedRecord, store_from_settings
 from ._keyring import Keyring
 
 __all__ = [
     "AuditEntry",
+    "ClaimView",
     "ErasureReceipt",
+    "Insurer",
     "Keyring",
     "MedRecord",
     "Patient",

@@ -655,6 +655,20 @@ class Patient(_Actor, PatientRecovery):
         address); only the patient, never a guardian, may redirect it."""
         return self.mr.escrow.claim_to(study_id, recipient, signer=self.signer)
 
+    # ---------------------------------------------- issue 20: insurance claims (client/_claims.py)
+
+    def pay_share(self, claim_id: int, *, valid_for: int = 3600) -> TxResult:
+        """Pays this patient's share of an approved claim to its provider, permit included."""
+        from ._claims import pay_share
+
+        return pay_share(self, claim_id, valid_for=valid_for)
+
+    def release_claim(self, claim_id: int) -> list[TxResult]:
+        """Releases the claim's record and the records it bills for to the plan's insurer."""
+        from ._claims import release_claim
+
+        return release_claim(self, claim_id)
+
 
 class Provider(_Actor, ProviderEmergency):
     """A provider: writes records for patients who granted it WRITE, reads what is shared."""
@@ -692,6 +706,40 @@ class Provider(_Actor, ProviderEmergency):
         what is encrypted and hashed, never a re-serialisation."""
         parsed = parse_resource(resource, version=version, category=category)
         return self.add_record_for(patient, parsed.original_bytes, parsed.category)
+
+    # ---------------------------------------------- issue 20: insurance claims (client/_claims.py)
+
+    def submit_claim(
+        self, plan_id: int, amount: int, claim_record: int, records: Sequence[int]
+    ) -> int:
+        """Submits a claim (an existing billing record of the patient) and returns its id."""
+        from ._claims import submit_claim
+
+        return submit_claim(self, plan_id, amount, claim_record, records)
+
+    def submit_fhir_claim(
+        self,
+        plan_id: int,
+        claim: bytes | str,
+        records: Sequence[int],
+        *,
+        amount: int | None = None,
+        version: FhirVersion = "R5",
+    ) -> int:
+        """Writes a FHIR Claim as the patient's billing record, then submits it; the id."""
+        from ._claims import submit_fhir_claim
+
+        return submit_fhir_claim(self, plan_id, claim, records, amount=amount, version=version)
+
+    def escalate_claim(self, claim_id: int) -> TxResult:
+        """Deems a claim the insurer left undecided past its deadline approved in full."""
+        return self.mr.claims.escalate(claim_id, signer=self.signer)
+
+    def appeal_claim(self, claim_id: int, evidence_record: int = 0) -> TxResult:
+        return self.mr.claims.appeal(claim_id, evidence_record, signer=self.signer)
+
+    def collect_payment(self, claim_id: int, to: str | None = None) -> TxResult:
+        return self.mr.claims.collect(claim_id, to or self.address, signer=self.signer)
 
 
 class Researcher(_Actor):

@@ -47,8 +47,10 @@ from ..storage import KuboStore, LocalStore, PinningServiceStore, Store
 from ._audit import AuditEntry, audit_entry
 
 if TYPE_CHECKING:
-    from ..index import EventIndex, IndexStatus, KeyRelease
+    from ..chain._claims import ClaimsEscrow
+    from ..index import EventIndex, GraphIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher, _Actor
+    from ._claims import Insurer
     from ._trustee import RecoveringPatient, Trustee
 
 __all__ = ["MedRecord"]
@@ -68,7 +70,7 @@ class MedRecord:
         journal: Journal | None = None,
         confirmations: int = 0,
         tx_timeout: float = 120.0,
-        index: EventIndex | None = None,
+        index: EventIndex | GraphIndex | None = None,
         sync_index: bool = True,
         _owned: list[object] | None = None,
     ) -> None:
@@ -76,7 +78,8 @@ class MedRecord:
         self.index = index
         """The event index ``audit_trail``, ``events``, ``key_shares`` and ``shared_with``
         answer from (None: they ask the node, filtered by indexed topics). A cache only:
-        no permission is ever decided from it."""
+        no permission is ever decided from it. A :class:`~medrecord_sdk.index.GraphIndex`
+        (``index_url = graph+https://...``) answers the same from a subgraph."""
         self.sync_index = sync_index
         """Sync an :class:`~medrecord_sdk.index.EventIndex` before each answer (else answer
         from what it holds; :meth:`index_status` says how far behind that is)."""
@@ -181,9 +184,9 @@ class MedRecord:
         owned.insert(0, _Closing(journal.close))
         index = None
         if settings.use_index:
-            from ..index import open_index
+            from ..index import open_graph_index, open_index
 
-            index = open_index(settings, w3, manifest)
+            index = open_graph_index(settings, w3, manifest) or open_index(settings, w3, manifest)
             owned.append(_Closing(index.close))
         return cls(
             w3,
@@ -213,6 +216,24 @@ class MedRecord:
         from ._actors import Researcher
 
         return Researcher(self, account, keypair or KeyPair.generate())
+
+    def insurer(self, account: LocalAccount, keypair: KeyPair | None = None) -> Insurer:
+        """An insurer (issue 20): plans, pools and adjudication in the ClaimsEscrow."""
+        from ._claims import Insurer
+
+        return Insurer(self, account, keypair or KeyPair.generate())
+
+    @property
+    def claims(self) -> ClaimsEscrow:
+        """The ClaimsEscrow of this deployment, built on first use (a manifest from before
+        the claims escrow has none: DeploymentNotFound says to redeploy)."""
+        escrow = self.__dict__.get("_claims")
+        if escrow is None:
+            from ..chain._claims import ClaimsEscrow
+
+            escrow = ClaimsEscrow(self.w3, self.manifest.address_of("ClaimsEscrow"))
+            self.__dict__["_claims"] = escrow
+        return escrow
 
     def trustee(self, account: LocalAccount, keypair: KeyPair | None = None) -> Trustee:
         """A recovery trustee or break-glass custodian (issue 18)."""
@@ -337,7 +358,7 @@ class MedRecord:
             return None
         return self.index.status()
 
-    def _fresh_index(self) -> EventIndex | None:
+    def _fresh_index(self) -> EventIndex | GraphIndex | None:
         from ..index import EventIndex
 
         if isinstance(self.index, EventIndex) and self.sync_index:
@@ -477,8 +498,13 @@ class MedRecord:
 def store_from_settings(settings: Settings) -> Store:
     """The store ``settings`` describe."""
     if settings.store == "local":
-        return LocalStore(settings.store_path)
-    kubo = KuboStore(settings.ipfs_api, timeout=settings.request_timeout)
+        return LocalStore(settings.store_path, profile=settings.import_profile)
+    kubo = KuboStore(
+        settings.ipfs_api,
+        auth=settings.ipfs_api_auth,
+        profile=settings.import_profile,
+        timeout=settings.request_timeout,
+    )
     if settings.store == "kubo":
         return kubo
     if settings.pinning_endpoint is None or settings.pinning_token is None:

@@ -361,3 +361,9 @@ def pending_operations(mr: MedRecord) -> list[JournalOperation]:
 
 def batches(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# Insurance claims (issue 20): their kinds live with their handlers, in _claims_ops.py.
+from ._claims_ops import CLAIM_KINDS  # noqa: E402
+
+KINDS.update({kind.name: kind for kind in CLAIM_KINDS})

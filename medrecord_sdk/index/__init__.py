@@ -6,14 +6,14 @@
     index.sync()                                 # incremental; resumes; undoes reorgs
     index.audit_events(patient=...)              # O(result), no eth_getLogs scan
     mr = MedRecord(w3, manifest, store, index=index)
+    GraphIndex("graph+https://...")              # or a subgraph (index_url = graph+https://...)
 
 The index never decides access: it is a cache of public events; every permission the client
 checks is asked of the chain (docs/index.md says what a stale or lying index can and cannot do).
 """
 
 from ._db import Database, PostgresDatabase, SqliteDatabase, open_database
-
-# GRAPH
+from ._graph import GraphIndex, is_graph_url, open_graph_index
 from ._index import EventIndex, TopicFilter
 from ._mapping import PROJECTIONS
 from ._model import (
@@ -37,6 +37,7 @@ __all__ = [
     "Database",
     "Enrollment",
     "EventIndex",
+    "GraphIndex",
     "GuardianState",
     "IndexStatus",
     "IndexedRecord",
@@ -48,6 +49,8 @@ __all__ = [
     "SyncReport",
     "TopicFilter",
     "default_index_path",
+    "is_graph_url",
     "open_database",
+    "open_graph_index",
     "open_index",
 ]

@@ -34,6 +34,7 @@ from web3 import Web3
 from web3.types import LogReceipt
 
 from ..chain import AuditReader, Cursor, DecodedEvent
+from ..chain._abi import rpc_hex, rpc_int
 from ..errors import IndexMismatch
 from ._db import Database, open_database
 from ._mapping import decode_args, encode_args, event_patients, project
@@ -70,9 +71,9 @@ class _CapturingReader(AuditReader):
     def _get_logs(self, from_block: int, to_block: int) -> list[LogReceipt]:
         logs = super()._get_logs(from_block, to_block)
         for log in logs:
-            self.raw[(int(log["blockNumber"]), int(log["logIndex"]))] = (
-                HexBytes(log["blockHash"]).to_0x_hex(),
-                [HexBytes(t).to_0x_hex() for t in log["topics"]],
+            self.raw[(rpc_int(log["blockNumber"]), rpc_int(log["logIndex"]))] = (
+                rpc_hex(log["blockHash"]),
+                [rpc_hex(t) for t in log["topics"]],
             )
         return logs
 

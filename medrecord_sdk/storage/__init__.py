@@ -7,9 +7,11 @@ back as a stream of verified bytes, ``pin``, ``unpin``, ``has``):
 * :class:`KuboStore`, a Kubo (or js-ipfs) node over its RPC API;
 * :class:`PinningServiceStore`, a remote IPFS Pinning Service in front of another store.
 
-All three give, for the same bytes, the CID that ``ipfs add --cid-version=1 --raw-leaves
---chunker=size-262144`` gives (:func:`compute_cid` computes it without storing), and all three
-check every block against its CID before a byte of it is returned.
+All three give, for the same bytes and import profile, the CID Kubo, js-ipfs and Helia give
+(:func:`compute_cid` computes it without storing; the default profile, ``cid-version-1``, is
+``ipfs add --cid-version=1``), and all three check every block against its CID before a byte
+of it is returned. docs/storage.md says which profile to choose, the addresses, secrets and
+retries of :class:`KuboStore`, and how :class:`PinningServiceStore` peers with a service.
 """
 
 from medrecord_sdk.storage._cid import CID, DAG_PB, RAW

@@ -14,6 +14,14 @@ endpoint) and fetches the blocks from the network itself. So this store is two t
 The service works asynchronously: a pin request starts ``queued``, then ``pinning``, then ends
 ``pinned`` or ``failed``. :meth:`PinningServiceStore.pin` returns once the service accepted the
 request; :meth:`PinningServiceStore.wait_pinned` polls until it is done.
+
+Peering, as the spec asks of clients: the service must reach a node that holds the content.
+Each request carries ``origins``, the multiaddrs of the local node (asked once from the content
+store when it is a node, :meth:`KuboStore.addresses`; or given), so the service can dial it; and
+the ``delegates`` the service answers with (its own nodes' multiaddrs) are dialed from the
+local node (``swarm/connect``) as soon as they are known. The second matters most: behind NAT
+the service cannot dial in, and without it a pin sits in ``queued`` until it times out. Both
+are best effort: a failed dial is skipped and the pin request stands.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -34,6 +42,17 @@ __all__ = ["PinStatus", "PinningServiceStore"]
 STATUSES = ("queued", "pinning", "pinned", "failed")
 _ACTIVE = ("queued", "pinning", "pinned")
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+MAX_ORIGINS = 20
+"""The spec's limit on ``origins`` (and on ``delegates``) per pin."""
+
+
+@runtime_checkable
+class Peering(Protocol):
+    """A content store that is a node: it can name its addresses and dial others."""
+
+    def addresses(self) -> list[str]: ...
+
+    def swarm_connect(self, addresses: Sequence[str], *, timeout: float = 10.0) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +108,9 @@ class PinningServiceStore(Store):
         *,
         content_store: Store,
         client: httpx.Client | None = None,
-        origins: Sequence[str] = (),
+        origins: Sequence[str] | None = None,
+        connect_delegates: bool = True,
+        delegate_timeout: float = 10.0,
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.2,
@@ -100,7 +121,12 @@ class PinningServiceStore(Store):
         self._token = token
         self._owns_client = client is None
         self._client = client if client is not None else httpx.Client()
-        self._origins = list(origins)
+        self._origins = list(origins)[:MAX_ORIGINS] if origins is not None else None
+        self._connect_delegates = connect_delegates
+        self._delegate_timeout = delegate_timeout
+        self._dialed: set[tuple[str, str]] = set()  # (requestid, delegate): once per request
+        self.connected_delegates: list[str] = []
+        """The delegates the content store's node connected to, in order."""
         self._timeout = timeout
         self._retries = max(0, retries)
         self._backoff = backoff
@@ -190,6 +216,38 @@ class PinningServiceStore(Store):
             f"the pinning service at {self.endpoint} failed (HTTP {status}{said})"
         )
 
+    # ------------------------------------------------------------ peering
+
+    def origins(self) -> list[str]:
+        """What this store sends as ``origins``: as given, else the content store's node's
+        addresses (asked once; none when it is not a node or cannot say)."""
+        if self._origins is None:
+            found: list[str] = []
+            if isinstance(self.content_store, Peering):
+                try:
+                    found = self.content_store.addresses()[:MAX_ORIGINS]
+                except StorageError:
+                    found = []  # a hint only: the pin request goes ahead without it
+            self._origins = found
+        return list(self._origins)
+
+    def _dial(self, status: PinStatus) -> None:
+        """Connect the content store's node to the delegates of ``status`` not yet dialed
+        for that request (a later request dials again: a connection may have dropped)."""
+        if not self._connect_delegates or not isinstance(self.content_store, Peering):
+            return
+        fresh = [
+            d for d in status.delegates[:MAX_ORIGINS] if (status.requestid, d) not in self._dialed
+        ]
+        if not fresh:
+            return
+        self._dialed.update((status.requestid, d) for d in fresh)
+        try:
+            done = self.content_store.swarm_connect(fresh, timeout=self._delegate_timeout)
+        except StorageError:
+            return  # best effort: the pin request stands; the service may still reach us
+        self.connected_delegates.extend(done)
+
     # ------------------------------------------------------------ the service
 
     def request_pin(self, cid: CIDLike, *, name: str | None = None) -> PinStatus:
@@ -197,13 +255,17 @@ class PinningServiceStore(Store):
         root = CID.parse(cid)
         existing = self.pin_requests(root, statuses=_ACTIVE)
         if existing:
+            self._dial(existing[0])
             return existing[0]
         body: dict[str, Any] = {"cid": str(root)}
         if name is not None:
             body["name"] = name
-        if self._origins:
-            body["origins"] = self._origins
-        return PinStatus.from_json(self._call("POST", "/pins", body=body, expect=(200, 202)))
+        origins = self.origins()
+        if origins:
+            body["origins"] = origins
+        answer = PinStatus.from_json(self._call("POST", "/pins", body=body, expect=(200, 202)))
+        self._dial(answer)
+        return answer
 
     def pin_requests(
         self, cid: CIDLike | None = None, *, statuses: Sequence[str] = STATUSES
@@ -250,7 +312,8 @@ class PinningServiceStore(Store):
                 raise ContentNotFound(
                     f"the pinning service could not pin {root} ({current.info or 'no details'}): "
                     "it could not fetch the content; make sure a node that holds it is reachable "
-                    "(pass its multiaddrs as origins) and pin again"
+                    "(a KuboStore content store sends its addresses as origins and dials the "
+                    "service's delegates; otherwise pass origins=) and pin again"
                 )
             if time.monotonic() >= deadline:
                 raise StoreUnavailable(
@@ -259,6 +322,7 @@ class PinningServiceStore(Store):
                 )
             self._sleep(poll)
             current = self.status(current.requestid)
+            self._dial(current)  # delegates may change while the service works
 
     def replace(self, old: CIDLike, new: CIDLike, *, name: str | None = None) -> PinStatus:
         """Atomically swap the pin of ``old`` for ``new`` (a record amended in place)."""
@@ -269,8 +333,9 @@ class PinningServiceStore(Store):
         body: dict[str, Any] = {"cid": str(new_cid)}
         if name is not None:
             body["name"] = name
-        if self._origins:
-            body["origins"] = self._origins
+        origins = self.origins()
+        if origins:
+            body["origins"] = origins
         answer = self._call(
             "POST",
             f"/pins/{existing[0].requestid}",
@@ -278,7 +343,9 @@ class PinningServiceStore(Store):
             expect=(200, 202),
             missing=f"pin request for {old_cid}",
         )
-        return PinStatus.from_json(answer)
+        status = PinStatus.from_json(answer)
+        self._dial(status)
+        return status
 
     # ------------------------------------------------------------ Store
 

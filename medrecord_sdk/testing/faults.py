@@ -14,6 +14,9 @@ Faults (every control is thread-safe; ``proxy.fired[name]`` counts how often eac
   then close the client's connection without any response (the fate-unknown case).
 - ``drop_before_send(times)``: close such a request's connection without forwarding it.
 - ``hide_receipts(on)``: ``eth_getTransactionReceipt`` answers ``result: null``.
+- ``lag_lookups(times)``: the next ``times`` answers to ``eth_getTransactionReceipt`` and
+  ``eth_getTransactionByHash`` are ``null`` while nonce counts are real: a node under load that
+  counts a new block's nonces before it serves the block's transactions.
 - ``rate_limit(times, style, retry_after)``: the next ``times`` requests get HTTP 429 with a
   ``Retry-After`` header (``style="429"``) or a JSON-RPC error ``-32005 limit exceeded`` whose
   ``data`` carries ``retry_after`` (``style="-32005"``, the Infura/Alchemy habit).
@@ -68,6 +71,7 @@ __all__ = [
 
 _SEND = "eth_sendRawTransaction"
 _RECEIPT = "eth_getTransactionReceipt"
+_BY_HASH = "eth_getTransactionByHash"
 _HOP_HEADERS = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "upgrade"}
 )
@@ -228,28 +232,29 @@ class _RpcHandler(BaseHTTPRequestHandler):
             return
         content = upstream.content
         if proxy._flag("hide_receipts") and _RECEIPT in methods:
-            content = self._hide_receipts(payload, content, proxy)
+            content = self._nulled(payload, content, proxy, {_RECEIPT}, "hide_receipts")
+        if (_RECEIPT in methods or _BY_HASH in methods) and proxy._take("lag_lookups"):
+            content = self._nulled(payload, content, proxy, {_RECEIPT, _BY_HASH}, None)
         if proxy._delay > 0:
             time.sleep(proxy._delay)
         self._answer(upstream.status_code, content)
 
-    def _hide_receipts(self, payload: Any, content: bytes, proxy: RpcFaultProxy) -> bytes:
+    def _nulled(self, payload: Any, content: bytes, proxy: RpcFaultProxy,
+                methods: set[str], fault: str | None) -> bytes:  # fmt: skip
+        """The answer with ``result: null`` for every call of ``methods`` in the request."""
         answer = json.loads(content)
         requests = payload if isinstance(payload, list) else [payload]
         answers = answer if isinstance(answer, list) else [answer]
-        receipt_ids = {
+        ids = {
             json.dumps(r.get("id"))
             for r in requests
-            if isinstance(r, dict) and r.get("method") == _RECEIPT
+            if isinstance(r, dict) and r.get("method") in methods
         }
         for item in answers:
-            if (
-                isinstance(item, dict)
-                and json.dumps(item.get("id")) in receipt_ids
-                and "result" in item
-            ):
+            if isinstance(item, dict) and json.dumps(item.get("id")) in ids and "result" in item:
                 item["result"] = None
-                proxy._fire("hide_receipts")
+                if fault is not None:
+                    proxy._fire(fault)
         return json.dumps(answer).encode()
 
     def _limited(self, proxy: RpcFaultProxy, payload: Any) -> None:
@@ -312,6 +317,10 @@ class RpcFaultProxy(_LoopbackProxy):
     def hide_receipts(self, on: bool) -> None:
         """While on, ``eth_getTransactionReceipt`` answers ``null`` (the tx seems unmined)."""
         self._set_flag("hide_receipts", on)
+
+    def lag_lookups(self, times: int = 1) -> None:
+        """Answer ``null`` to the next ``times`` receipt or by-hash lookups (nonces stay real)."""
+        self._arm("lag_lookups", times)
 
     def rate_limit(
         self, times: int, style: Literal["429", "-32005"] = "429", retry_after: float = 1.0

@@ -126,6 +126,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             assert deployed["chain_id"] == 31337
             assert set(deployed["contracts"]) == {
                 "ConsentRegistry", "RecordRegistry", "DataShareToken", "StudyEscrow",
+                "ClaimsEscrow",
                 "RecoveryRegistry",
             }  # fmt: skip
             for index in range(PATIENT, OUTSIDER + 1):

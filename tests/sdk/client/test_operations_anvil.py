@@ -32,6 +32,7 @@ from medrecord_sdk.config import Settings
 from medrecord_sdk.errors import TransactionFailed, TransactionPending
 from medrecord_sdk.storage import LocalStore
 from medrecord_sdk.testing import AnvilNode
+from medrecord_sdk.testing.faults import RpcFaultProxy
 from medrecord_sdk.vocabulary import Category
 
 pytestmark = pytest.mark.anvil
@@ -58,7 +59,7 @@ def connect(
     snap = _rpc(url, "evm_snapshot")
     opened: list[MedRecord] = []
 
-    def make(**settings: Any) -> MedRecord:
+    def make(rpc_url: str | None = None, **settings: Any) -> MedRecord:
         defaults: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "keys_dir": tmp_path / "keys",
@@ -66,7 +67,7 @@ def connect(
             "tx_timeout": 30.0,
         }
         mr = MedRecord.connect(
-            url,
+            rpc_url or url,
             manifest=manifest,
             store=LocalStore(tmp_path / "store"),
             settings=Settings(**(defaults | settings)),
@@ -134,6 +135,62 @@ def test_no_receipt_in_time_is_pending_with_its_hash_then_resumes(
     assert done.status == OperationStatus.DONE
     assert patient.read(done.state["record_id"]) == b"blood panel"
     assert mr.records.record_count(patient.address) == 1
+
+
+def test_a_replaced_transaction_fails_its_operation_and_keeps_nothing(
+    connect: Callable[..., MedRecord],
+) -> None:
+    mr = connect(tx_timeout=0.5)
+    url = mr.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    account = mr.accounts[1]
+    patient = mr.patient(account)
+    patient.register_key()
+    _rpc(url, "evm_setAutomine", False)
+    with pytest.raises(TransactionPending) as pending:
+        patient.add_record(b"x-ray report", Category.IMAGING)
+    op = mr.operation(pending.value.operation_id)
+    cid = op.state["cid"]
+    sent = mr.w3.eth.get_transaction(pending.value.transaction_hash)
+    # Another transaction with the same nonce and higher fees: the pool swaps it in.
+    other = account.sign_transaction(
+        {
+            "to": account.address,
+            "value": 0,
+            "gas": 21_000,
+            "nonce": sent["nonce"],
+            "chainId": mr.w3.eth.chain_id,
+            "maxFeePerGas": 2 * sent["maxFeePerGas"],
+            "maxPriorityFeePerGas": 2 * sent["maxPriorityFeePerGas"] + 1,
+        }
+    )
+    _rpc(url, "eth_sendRawTransaction", other.raw_transaction.to_0x_hex())
+    _rpc(url, "evm_mine")
+    (failed,) = mr.resume(patient)
+    assert failed.status == OperationStatus.FAILED
+    assert pending.value.transaction_hash in (failed.error or "")
+    assert "can never be mined" in (failed.error or "")
+    journalled = mr.journal.transaction(pending.value.transaction_hash)
+    assert journalled is not None
+    assert journalled.status == TxStatus.REPLACED
+    assert mr.records.record_count(patient.address) == 0
+    assert not mr.store.has(cid)  # the chain proves nothing refers to it
+
+
+def test_a_node_lagging_behind_its_own_nonces_is_not_a_replacement(
+    connect: Callable[..., MedRecord],
+) -> None:
+    """Nonce counted, receipt and transaction not served yet: a look later finds it mined."""
+    mr0 = connect()
+    with RpcFaultProxy(mr0.w3.provider.endpoint_uri) as proxy:  # type: ignore[attr-defined]
+        mr = connect(rpc_url=proxy.url)
+        patient = mr.patient(mr.accounts[1])
+        patient.register_key()
+        proxy.lag_lookups(3)  # receipt, receipt again, by-hash: all null after the nonce moved
+        added = patient.add_record(b"allergy list", Category.ALLERGIES)
+        assert proxy.fired["lag_lookups"] == 3
+        assert patient.read(added.record_id) == b"allergy list"
+        assert mr.records.record_count(patient.address) == 1
+        mr.close()
 
 
 def test_one_account_in_many_threads_never_reuses_a_nonce(

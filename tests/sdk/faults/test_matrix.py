@@ -17,9 +17,11 @@ and removed in the store, no orphan pin, and no operation left pending.
 SIGKILL column: the flow runs in a child (``sigkill_child.py``) that SIGKILLs itself at a named
 checkpoint of the lifecycle; this process then resumes from the same journal and data dirs.
 
-``make test`` runs a covering part of the matrix (every flow, every fault and every kind of kill
-point at least once: :data:`SHORT_FAULTS`, :data:`SHORT_KILLS`); the other cases carry the
-``full_matrix`` mark, which ``make test`` deselects and ``make test-faults`` runs with the rest.
+``make test`` runs every flow under every fault, and a covering part of the SIGKILL column (each
+flow killed at least once, each kind of kill point at least once: :data:`SHORT_KILLS`); the other
+kill points carry the ``full_matrix`` mark, which ``make test`` deselects and ``make test-faults``
+runs with the rest. The flow x fault pairs beyond :data:`SHORT_FAULTS` carry ``fault_pairs``,
+which only ``make test-newest`` deselects (it checks dependency versions, not the matrix).
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ FAULTS = (
 )
 
 
-# The part of the matrix ``make test`` runs: each flow under one or two faults, each fault on at
-# least one flow (the transfer and the erase under drop-after-send are the failures users hit).
+# A covering part of the pairs (each flow under one or two faults, each fault on at least one
+# flow; the transfer and the erase under drop-after-send are the failures users hit): all that
+# `make test-newest` runs of them.
 SHORT_FAULTS = {
     "add": ("drop-after-send", "ipfs"),
     "provider-add": ("receipts-hidden",),
@@ -322,17 +325,17 @@ def _check(key: tuple[str, str, str], state: dict[str, Any], base: dict[str, Any
     RESULTS[key] = f"pass ({outcome})"
 
 
-def _matrix(cases: list[tuple[str, str]], short: dict[str, tuple[str, ...]]) -> list[Any]:
-    return [
-        pytest.param(a, b, marks=() if b in short.get(a, ()) else pytest.mark.full_matrix)
-        for a, b in cases
-    ]
+def _matrix(cases: list[tuple[str, str]], short: dict[str, tuple[str, ...]],
+            mark: pytest.MarkDecorator) -> list[Any]:  # fmt: skip
+    return [pytest.param(a, b, marks=() if b in short.get(a, ()) else mark) for a, b in cases]
 
 
 FAULT_CASES = [(f, x) for f in FLOWS for x in FAULTS]
 
 
-@pytest.mark.parametrize(("flow_name", "fault"), _matrix(FAULT_CASES, SHORT_FAULTS))
+@pytest.mark.parametrize(
+    ("flow_name", "fault"), _matrix(FAULT_CASES, SHORT_FAULTS, pytest.mark.fault_pairs)
+)
 def test_flow_under_fault(
     case: Env, flow_name: str, fault: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -355,7 +358,9 @@ def test_flow_under_fault(
 SIGKILL_CASES = [(f, p) for f in FLOWS for p in _kill_points(FLOWS[f])]
 
 
-@pytest.mark.parametrize(("flow_name", "point"), _matrix(SIGKILL_CASES, SHORT_KILLS))
+@pytest.mark.parametrize(
+    ("flow_name", "point"), _matrix(SIGKILL_CASES, SHORT_KILLS, pytest.mark.full_matrix)
+)
 def test_sigkill_then_resume(
     case: Env, flow_name: str, point: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -10,6 +10,11 @@ It validates CIDs with ``multiformats`` rather than the SDK's own CID type, so t
 under test is checked against an independent parser. ``resolver`` stands for the service
 fetching content from the network: a pin ends ``pinned`` when it returns True, ``failed``
 otherwise (no resolver: always pinned). ``max_limit`` caps page sizes as real services do.
+
+Peering: every request's ``origins`` are kept (``origins_seen``, in order, for assertions and
+for a resolver that dials them), and each PinStatus answers ``delegates``, the multiaddrs of
+"the service's nodes" (default: one loopback address nothing listens on, so a client that
+dials it never sends traffic off this machine).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import multiformats
 
 STATUSES = ("queued", "pinning", "pinned", "failed")
-DELEGATE = "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWRyycsvoz3b2a3uhtcAqPBXQw42s45pHmVc8j9Dt4M2ew"
+DELEGATE = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWRyycsvoz3b2a3uhtcAqPBXQw42s45pHmVc8j9Dt4M2ew"
 
 
 class PinningServer:
@@ -38,8 +43,11 @@ class PinningServer:
         *,
         resolver: Callable[[str], bool] | None = None,
         max_limit: int = 1000,
+        delegates: Sequence[str] = (DELEGATE,),
     ) -> None:
         self.token = token
+        self.delegates = list(delegates)
+        self.origins_seen: list[list[str]] = []
         self.resolver = resolver
         self.max_limit = max_limit
         self.pins: dict[str, dict[str, Any]] = {}
@@ -74,7 +82,7 @@ class PinningServer:
             "status": "queued",
             "created": self._clock.isoformat().replace("+00:00", "Z"),
             "pin": pin,
-            "delegates": [DELEGATE],
+            "delegates": list(self.delegates),
             "info": {},
         }
         self.pins[record["requestid"]] = record
@@ -122,10 +130,15 @@ class PinningServer:
                 except (ValueError, KeyError, TypeError):
                     self._fail(400, "BAD_REQUEST", "body must be a Pin object with a valid cid")
                     return None
+                origins = body.get("origins", [])
+                if not isinstance(origins, list) or len(origins) > 20:
+                    self._fail(400, "BAD_REQUEST", "origins: at most 20 multiaddrs")
+                    return None
+                server.origins_seen.append([str(o) for o in origins])
                 pin = {
                     "cid": body["cid"],
                     "name": body.get("name"),
-                    "origins": body.get("origins", []),
+                    "origins": origins,
                 }
                 pin["meta"] = body.get("meta", {})
                 return pin

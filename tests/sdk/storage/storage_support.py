@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 from collections.abc import Iterator
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from medrecord_sdk.storage import CHUNK_SIZE, MAX_LINKS
 
@@ -27,3 +30,16 @@ def drain(chunks: Iterator[bytes], into: list[bytes]) -> None:
 def sample(size: int, seed: int = 0) -> bytes:
     """Deterministic pseudo-random bytes: the same test data on every run (cached: immutable)."""
     return random.Random(f"{seed}:{size}").randbytes(size)  # noqa: S311 - test data
+
+
+def keystream(size: int, seed: str) -> Iterator[bytes]:
+    """``size`` bytes of the ChaCha20 keystream of key sha256(seed), all-zero 16-byte IV, in
+    1 MiB pieces: Kubo's fixture data (its DeterministicRandomReader), and what
+    tools/interop/unixfs-import.mjs makes on the Node side, so large files need no pipe."""
+    key = hashlib.sha256(seed.encode()).digest()
+    enc = Cipher(algorithms.ChaCha20(key, b"\0" * 16), mode=None).encryptor()
+    zero = bytes(1 << 20)
+    while size:
+        n = min(size, 1 << 20)
+        size -= n
+        yield enc.update(zero[:n])

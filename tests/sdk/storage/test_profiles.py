@@ -6,26 +6,14 @@ of key sha256(seed), zero nonce, as Kubo's DeterministicRandomReader makes) are 
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from storage_support import keystream
 
 from medrecord_sdk.errors import ConfigurationError
 from medrecord_sdk.storage import LocalStore, compute_cid
 from medrecord_sdk.storage._profiles import ImportProfile, resolve_profile
-
-
-def kubo_bytes(size: int, seed: str) -> Iterator[bytes]:
-    key = hashlib.sha256(seed.encode()).digest()
-    enc = Cipher(algorithms.ChaCha20(key, b"\0" * 16), mode=None).encryptor()
-    zero = bytes(1 << 20)
-    while size:
-        n = min(size, 1 << 20)
-        size -= n
-        yield enc.update(zero[:n])
 
 
 @pytest.mark.parametrize(
@@ -59,7 +47,7 @@ def kubo_bytes(size: int, seed: str) -> Iterator[bytes]:
     ids=["v1-2025-chunk", "v1-2025-chunk+1", "v0-2015-174-links", "v0-2015-two-levels"],
 )
 def test_kubo_fixture_cids(profile: str, size: int, seed: str, expected: str) -> None:
-    cid = compute_cid(kubo_bytes(size, seed), profile=profile)
+    cid = compute_cid(keystream(size, seed), profile=profile)
     shown = cid.to_v0() if expected.startswith("Qm") else str(cid)
     assert shown == expected
 
@@ -79,7 +67,7 @@ def test_hello_world_as_kubo_gives_it(profile: str, expected: str) -> None:
 
 
 def test_local_store_writes_the_profile_it_was_given(tmp_path: Path) -> None:
-    data = b"".join(kubo_bytes(1_048_577, "chunk-v1-seed"))
+    data = b"".join(keystream(1_048_577, "chunk-v1-seed"))
     store = LocalStore(tmp_path / "s", fsync=False, profile="unixfs-v1-2025")
     cid = store.add(data)
     assert str(cid) == "bafybeigmix7t42i6jacydtquhet7srwvgpizfg7gjbq7627d35mjomtu64"
