@@ -197,6 +197,10 @@ def run_demo(console: Console | None = None) -> list[DemoStep]:
         except RecordUnavailable as gone:
             console.print(f"  reading it now: [red]{gone}[/]")
 
+        from ._demo_recovery import recovery_chapter
+
+        recovery_chapter(mr, cast, console, step)
+
         console.rule("7. The patient's audit trail")
         trail = Table(show_lines=False)
         for column in ("block", "event", "actor", "record", "grantee / details"):

@@ -339,3 +339,11 @@ main.add_lazy(
     "medrecord_sdk._cli._claims:claim",
     "Insurance plans and claims: submit, adjudicate, pay the share.",
 )
+main.add_lazy(
+    "recovery",
+    "medrecord_sdk._cli._recovery:recovery",
+    "Key recovery through trustees; break-glass emergency access.",
+)
+main.add_lazy(
+    "alerts", "medrecord_sdk._cli._recovery:alerts", "Recovery and break-glass steps about you."
+)

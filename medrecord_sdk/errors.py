@@ -46,6 +46,9 @@ catches ``ValueError`` or ``PermissionError`` keeps working. Each message says w
         ├── IndexMismatch (ValueError)         the index was built for another chain/deployment
         └── IndexUnavailable (ConnectionError) database or subgraph down, or answering nonsense
     ClaimError (ChainError, ValueError)        a claim action the escrow would refuse (issue 20)
+    RecoveryError (MedRecordError)             key recovery and break-glass (issue 18)
+        ├── ShareError (ValueError)            too few, mismatched or altered recovery shares
+        └── RecoveryNotReady (RuntimeError)    not approved, delay running, cancelled or expired
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ __all__ = [
     "OperationNotFound",
     "RecipientKeyMissing",
     "RecordUnavailable",
+    "RecoveryError",
+    "RecoveryNotReady",
+    "ShareError",
     "StaleDeployment",
     "StorageError",
     "StoreAccessDenied",
@@ -367,3 +373,15 @@ class StoreStreamError(StoreUnavailable):
 class ClaimError(ChainError, ValueError):
     """A claim action the ClaimsEscrow would refuse (wrong state, nothing owed, an unfunded
     pool, a record that is not the patient's billing record); the message says what to do."""
+
+
+class RecoveryError(MedRecordError):
+    """Key recovery or break-glass access failed (issue 18); the message says what to do."""
+
+
+class ShareError(RecoveryError, ValueError):
+    """Recovery shares are too few, belong to different splits, or were altered."""
+
+
+class RecoveryNotReady(RecoveryError, RuntimeError):
+    """The recovery or emergency request is not (or no longer) in a state that allows this step."""

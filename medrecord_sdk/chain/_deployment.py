@@ -202,6 +202,8 @@ DEPLOY_PLAN: tuple[DeployStep, ...] = (
         "ClaimsEscrow",
         lambda c: [c.addresses["ConsentRegistry"], c.addresses["RecordRegistry"]],
     ),
+    # RecoveryRegistry(recordRegistry): acts there as a guardian the patient appoints (issue 18).
+    DeployStep("RecoveryRegistry", lambda c: [c.addresses["RecordRegistry"]]),
 )
 
 # Every contract whose artifact ships in the package (a ConsentRegistry may also be deployed on
@@ -212,6 +214,7 @@ SHIPPED_CONTRACTS: tuple[str, ...] = (
     "RecordRegistry",
     "StudyEscrow",
     "ClaimsEscrow",
+    "RecoveryRegistry",
 )
 
 

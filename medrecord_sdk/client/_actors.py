@@ -62,6 +62,7 @@ from ._audit import AuditEntry
 from ._facade import MedRecord
 from ._keyring import Keyring
 from ._operations import batches, run_operation
+from ._recovery import PatientRecovery, ProviderEmergency
 
 if TYPE_CHECKING:
     from ._dataset import Dataset, DatasetProgress
@@ -446,7 +447,7 @@ class _Actor:
         return self.mr.records.share_key_by_sig(signed, signer=self.signer)
 
 
-class Patient(_Actor):
+class Patient(_Actor, PatientRecovery):
     """A patient: owns records, decides who sees what, enrolls in studies, gets paid.
 
     A guardian uses the same class with ``patient=`` on the consent and study calls.
@@ -702,7 +703,7 @@ class Patient(_Actor):
         return release_claim(self, claim_id)
 
 
-class Provider(_Actor):
+class Provider(_Actor, ProviderEmergency):
     """A provider: writes records for patients who granted it WRITE, reads what is shared."""
 
     def add_record_for(

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ..index import EventIndex, GraphIndex, IndexStatus, KeyRelease
     from ._actors import Patient, Provider, Researcher, _Actor
     from ._claims import Insurer
+    from ._trustee import RecoveringPatient, Trustee
 
 __all__ = ["MedRecord"]
 
@@ -233,6 +234,18 @@ class MedRecord:
             escrow = ClaimsEscrow(self.w3, self.manifest.address_of("ClaimsEscrow"))
             self.__dict__["_claims"] = escrow
         return escrow
+
+    def trustee(self, account: LocalAccount, keypair: KeyPair | None = None) -> Trustee:
+        """A recovery trustee or break-glass custodian (issue 18)."""
+        from ._trustee import Trustee
+
+        return Trustee(self, account, keypair or KeyPair.generate())
+
+    def recovering(self, account: LocalAccount, keypair: KeyPair) -> RecoveringPatient:
+        """The account recovering a patient's records with its new key pair (issue 18)."""
+        from ._trustee import RecoveringPatient
+
+        return RecoveringPatient(self, account, keypair)
 
     def signer(self, account: LocalAccount) -> Signer:
         """A Signer for ``account`` that journals into this MedRecord's journal."""

@@ -34,3 +34,6 @@ def test_demo_tells_the_whole_story() -> None:
     # Issue 20: the co-payment, paid with the study's reward.
     assert any("pays the 20.00 MDS co-payment with study tokens" in a for a in actions)
     assert "holds 5.00 MDS now (was 25.00)" in text
+    assert "record keys re-released to the new key" in text  # recovery (issue 18)
+    assert "reads 1 record(s) under break-glass" in text
+    assert "EmergencyKeysReleased" in text

@@ -127,6 +127,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             assert set(deployed["contracts"]) == {
                 "ConsentRegistry", "RecordRegistry", "DataShareToken", "StudyEscrow",
                 "ClaimsEscrow",
+                "RecoveryRegistry",
             }  # fmt: skip
             for index in range(PATIENT, OUTSIDER + 1):
                 cli.ok("keys", "register", account=index)
