@@ -16,8 +16,8 @@ from rich.console import Console
 
 from ..vocabulary import Category, Purpose
 from ._context import CliState
-from ._output import emit, table
-from ._params import ADDRESS
+from ._output import emit, short_address, table
+from ._params import ADDRESS, CATEGORIES
 
 __all__ = ["alerts", "recovery"]
 
@@ -112,8 +112,8 @@ def recovery_status(state: CliState, request_id: str) -> None:
 
 
 @recovery.command("break-glass")
-@click.option("--category", "categories", multiple=True, required=True,
-              type=click.Choice([c.name.lower() for c in Category]))  # fmt: skip
+@click.option("--categories", "--category", "categories", multiple=True, required=True,
+              type=CATEGORIES, help="Comma-separated names, or repeat the option.")  # fmt: skip
 @click.option("--custodian", type=ADDRESS, required=True)
 @click.option("--provider", "providers", multiple=True, type=ADDRESS, help="Default: any.")
 @click.option("--vouch-threshold", type=int, default=0, show_default=True)
@@ -121,7 +121,7 @@ def recovery_status(state: CliState, request_id: str) -> None:
 @pass_state
 def recovery_break_glass(
     state: CliState,
-    categories: tuple[str, ...],
+    categories: tuple[list[Category], ...],
     custodian: str,
     providers: tuple[str, ...],
     vouch_threshold: int,
@@ -129,7 +129,7 @@ def recovery_break_glass(
 ) -> None:
     """Choose what an emergency may open, for whom, and who grants it."""
     result = state.patient(need_key=True).set_break_glass(
-        [Category[c.upper()] for c in categories],
+        sorted({c for group in categories for c in group}),
         custodian,
         providers=providers,
         vouch_threshold=vouch_threshold,
@@ -193,8 +193,8 @@ def alerts(state: CliState, as_fhir: bool, break_glass_only: bool) -> None:
             console.print("no alerts")
             return
         rows = [
-            [("BREAK-GLASS " if a.break_glass else "") + a.event, a.actor, _when(a.timestamp),
-             a.transaction_hash[:12] + "…"]
+            [("BREAK-GLASS " if a.break_glass else "") + a.event, short_address(a.actor),
+             _when(a.timestamp), a.transaction_hash[:12] + "…"]
             for a in found
         ]  # fmt: skip
         console.print(table("alerts", ["event", "by", "time", "transaction"], rows))

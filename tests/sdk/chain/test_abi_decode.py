@@ -30,11 +30,15 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "bytes32": st.binary(min_size=32, max_size=32),
     "bool": st.booleans(),
     **{f"uint{n}": st.integers(0, 2**n - 1) for n in (8, 16, 32, 40, 48, 64, 96, 128, 256)},
+    # Decoded by eth-abi (the hand path defers): RecoveryRegistry's rare share-location events.
+    "bytes[]": st.lists(st.binary(max_size=70), max_size=3).map(tuple),
 }
+DEFERRED = {"bytes[]"}
 TYPE_LISTS = st.lists(st.sampled_from(sorted(VALUES)), min_size=1, max_size=6)
 
 
-def test_every_event_type_has_the_fast_path() -> None:
+def test_every_event_type_is_in_the_property_tests() -> None:
+    """A contract that adds an event argument type must add it here (and decide: hand or not)."""
     used = {t for s in event_registry().values() for t in s.types}
     assert used <= set(VALUES), used - set(VALUES)
 
@@ -46,8 +50,12 @@ def test_fast_path_equals_eth_abi_on_canonical_encodings(data: st.DataObject) ->
     values = [data.draw(VALUES[t]) for t in types]
     encoded = abi_encode(types, values)
     fast = _fast_decode(types, encoded)
-    assert fast is not None
-    assert fast == list(abi_decode(types, encoded))
+    expected = list(abi_decode(types, encoded))
+    assert decode_values(types, encoded) == expected
+    if DEFERRED.isdisjoint(types):
+        assert fast == expected
+    else:
+        assert fast is None
 
 
 @settings(max_examples=300, deadline=None)

@@ -32,7 +32,8 @@ class Cli:
             "--store-path", str(self.root / "store"), "--keys-dir", str(self.root / "keys"),
             "--dev-account", str(account), *args,
         ]  # fmt: skip
-        return cli_runner().invoke(main, argv, catch_exceptions=False)
+        # 100 columns: what the human tables must fit (issue 16).
+        return cli_runner().invoke(main, argv, catch_exceptions=False, env={"COLUMNS": "100"})
 
     def data(self, *args: str, account: int = PATIENT) -> Any:
         result = self.run("--json", *args, account=account)
