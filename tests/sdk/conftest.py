@@ -7,7 +7,10 @@ stopped at the end. ``-m "not anvil and not hardhat"`` keeps a run to the embedd
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -26,6 +29,13 @@ from medrecord_sdk.chain import (
 from medrecord_sdk.storage import KuboStore
 from medrecord_sdk.testing import AnvilNode, DevnetNode, HardhatNode
 from medrecord_sdk.testing.ipfs import IpfsNode, IpfsNodeError
+
+# matplotlib (the dataset report) keeps a font cache in ~/.cache/matplotlib unless told where:
+# tests never write into the user's home, so each test process gets a throw-away one.
+if "MPLCONFIGDIR" not in os.environ:
+    _MPL_DIR = tempfile.mkdtemp(prefix="medrecord-tests-mpl-")
+    os.environ["MPLCONFIGDIR"] = _MPL_DIR
+    atexit.register(shutil.rmtree, _MPL_DIR, True)
 
 # The real js-ipfs node tests never skip silently: without the node they fail with what to run.
 # MEDRECORD_SKIP_IPFS=1 skips them on purpose (a machine without Node.js, say).
