@@ -74,8 +74,10 @@ typecheck: setup ## mypy --strict on the SDK
 test-contracts: setup ## Contract tests on the embedded chain (py-evm)
 	$(BIN)/ape test tests/contracts -q -p no:cacheprovider
 
+# Anvil writes state dumps under ~/.foundry and never removes them: it gets a throw-away HOME.
 test-contracts-anvil: setup ## Contract tests on Anvil (random port)
-	$(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && \
+		HOME=$$home $(BIN)/ape test tests/contracts -q -p no:cacheprovider --network ethereum:local:foundry
 
 # Two xdist workers, one test file each at a time (--dist loadfile: a module's nodes start once).
 # Test ids must not depend on random values, or the workers would collect different suites.
@@ -145,7 +147,8 @@ $(SLITHER_BUILD): $(shell find contracts -name '*.sol' -not -path '*/.cache/*') 
 	@touch $@
 
 slither: $(SLITHER_STAMP) $(SLITHER_BUILD) ## Slither, curated detectors; fails on any untriaged finding
-	PATH=$(SLITHER_VENV)/bin:$$PATH slither . --config-file slither.config.json
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && \
+		HOME=$$home PATH=$(SLITHER_VENV)/bin:$$PATH slither . --config-file slither.config.json
 
 bench-gas: setup $(BUILD) ## One gas table: every state-changing function, its floor, OZ and Solady ERC20
 	$(BIN)/python bench/gas.py

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -63,6 +64,7 @@ class DevnetNode:
         self.rpc_url: str | None = None
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
+        self._home: str | None = None
 
     def command(self) -> tuple[Sequence[str], Path | None]:
         raise NotImplementedError
@@ -70,9 +72,15 @@ class DevnetNode:
     def _url_from(self, match: re.Match[str]) -> str:
         raise NotImplementedError
 
+    isolated_home: ClassVar[bool] = False
+    """Give the process a throw-away HOME (a node that writes state or caches there)."""
+
     def start(self) -> Self:
         args, cwd = self.command()
         env = dict(os.environ, HARDHAT_DISABLE_TELEMETRY_PROMPT="true", NO_COLOR="1")
+        if self.isolated_home:
+            self._home = tempfile.mkdtemp(prefix=f"medrecord-{self.name}-home-")
+            env["HOME"] = self._home
         self._process = subprocess.Popen(  # noqa: S603 (our own argument list, no shell)
             list(args),
             cwd=cwd,
@@ -125,16 +133,21 @@ class DevnetNode:
     def stop(self) -> None:
         """Stops the process group: SIGTERM, then SIGKILL after five seconds."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+            if process is None or process.poll() is not None:
+                return
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        finally:
+            home, self._home = self._home, None
+            if home is not None and (process is None or process.poll() is not None):
+                shutil.rmtree(home, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -153,6 +166,7 @@ class AnvilNode(DevnetNode):
 
     name = "anvil"
     READY = re.compile(r"Listening on (\d+\.\d+\.\d+\.\d+):(\d+)")
+    isolated_home = True  # Anvil keeps state dumps in ~/.foundry/anvil/tmp and never removes them
 
     def command(self) -> tuple[Sequence[str], Path | None]:
         return (
